@@ -1,0 +1,59 @@
+# sbxrun: run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/sbxrun
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+DEMO_DIR ?= $(CURDIR)/.sbxrun-dev
+
+.PHONY: help build test unit integration fuzz bench lint deps demo demo-stop image clean
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## install containerd, runc and the other Debian packages the tests use (root)
+	hack/deps.sh
+
+build: ## build bin/sbxrun
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sbxrun
+
+test: deps ## unit and integration tests (installs what they need; run as root)
+	$(GO) vet ./...
+	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/...
+	$(GO) test -count=1 -timeout 15m ./integration/...
+
+unit: ## unit tests only (no containerd needed)
+	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/...
+
+integration: ## integration tests against a private containerd the tests start (root)
+	$(GO) test -count=1 -timeout 15m -v ./integration/...
+
+fuzz: ## run each fuzz target for a short while
+	@for t in FuzzParseSize FuzzParseVolume FuzzParseMountFlag FuzzParseEnvFile; do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 15s ./oci/ || exit 1; done
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadProfiles$$' -fuzztime 15s ./runtime/
+
+image: ## build the small local sandbox image (busybox) as bin/sandbox-base.tar
+	@mkdir -p bin
+	$(GO) run ./hack/mkimage -o bin/sandbox-base.tar -ref ghcr.io/sbxrun/base:latest
+
+demo: build image ## start a private containerd under .sbxrun-dev, load the local image, run a sandbox
+	hack/containerd.sh start $(DEMO_DIR) >/dev/null
+	SBXRUN_ADDRESS=$(DEMO_DIR)/containerd.sock $(BIN) load -i bin/sandbox-base.tar
+	SBXRUN_ADDRESS=$(DEMO_DIR)/containerd.sock $(BIN) base --pull never -- sh -c 'echo "hello from $$(hostname) in $$(pwd) as $$(id -un)"; ls /workspace | head -5'
+	@echo; echo "containerd keeps running: export SBXRUN_ADDRESS=$(DEMO_DIR)/containerd.sock  (stop it with: make demo-stop)"
+
+demo-stop: ## stop the private containerd started by make demo
+	hack/containerd.sh stop $(DEMO_DIR)
+
+bench: build image ## sbxrun run --rm vs ctr run --rm on the same daemon and image (root)
+	hack/bench.sh
+
+lint: ## gofmt, go vet, shellcheck and golangci-lint when present
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; fi
+	@if command -v golangci-lint >/dev/null; then golangci-lint run; fi
+	$(GO) test -count=1 -run TestLayering ./cmd/...
+
+clean: ## remove build outputs
+	rm -rf bin

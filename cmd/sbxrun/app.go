@@ -1,0 +1,544 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/containerd/console"
+	"github.com/urfave/cli/v2"
+
+	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                      "sbxrun",
+		Usage:                     "run development sandboxes as containerd tasks, without Docker",
+		UsageText:                 "sbxrun [global options] PROFILE|IMAGE [run options] [-- COMMAND...]\n   sbxrun [global options] COMMAND [options] [arguments...]",
+		Version:                   version,
+		EnableBashCompletion:      true,
+		DisableSliceFlagSeparator: true,
+		UseShortOptionHandling:    true,
+		HideHelpCommand:           true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "address", Usage: "containerd socket (env SBXRUN_ADDRESS, CONTAINERD_ADDRESS; default " + runtime.DefaultAddress + ")"},
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Value: runtime.DefaultNamespace, EnvVars: []string{"SBXRUN_NAMESPACE"}, Usage: "containerd namespace"},
+			&cli.StringFlag{Name: "config", Usage: "extra profile file, layered over the others"},
+			&cli.BoolFlag{Name: "debug", Usage: "print more detail"},
+		},
+		OnUsageError: usageError,
+		Commands: []*cli.Command{
+			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(),
+			execCommand(), gcCommand(), profilesCommand(), loadCommand(), pullCommand(), versionCommand(), completionCommand(),
+		},
+	}
+}
+
+// usageError turns urfave's flag errors into one line and exit 125.
+func usageError(c *cli.Context, err error, _ bool) error {
+	name := "sbxrun"
+	if c.Command != nil && c.Command.Name != "" {
+		name += " " + c.Command.Name
+	}
+	return &runtime.ExitError{Code: runtime.ExitFailed, Err: fmt.Errorf("%v: see `%s --help`", err, name)}
+}
+
+func global(c *cli.Context) runtime.Global {
+	return runtime.Global{
+		Address:    c.String("address"),
+		Namespace:  c.String("namespace"),
+		ConfigFile: c.String("config"),
+		Debug:      c.Bool("debug"),
+	}
+}
+
+// errorLine is what sbxrun prints for err: "" for a workload's own exit.
+func errorLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ee *runtime.ExitError
+	if errors.As(err, &ee) && ee.Err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+func failf(format string, a ...any) error {
+	return &runtime.ExitError{Code: runtime.ExitFailed, Err: fmt.Errorf(format, a...)}
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := console.ConsoleFromFile(f)
+	return err == nil
+}
+
+var runFlags = []cli.Flag{
+	&cli.StringFlag{Name: "name", Usage: "sandbox name (default PROFILE-XXXXXX)"},
+	&cli.BoolFlag{Name: "rm", Value: true, Usage: "remove the sandbox when it exits (--rm=false keeps it)"},
+	&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background and print the name"},
+	&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin attached"},
+	&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a terminal (default when stdin and stdout are terminals)"},
+	&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set KEY=VALUE (or KEY from the host)"},
+	&cli.StringSliceFlag{Name: "env-file", Usage: "read KEY=VALUE lines from a file"},
+	&cli.StringSliceFlag{Name: "volume", Aliases: []string{"v"}, Usage: "bind mount SRC:DST[:ro]"},
+	&cli.StringSliceFlag{Name: "mount", Usage: "mount type=bind|tmpfs,source=SRC,target=DST[,readonly]"},
+	&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory inside the sandbox"},
+	&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "UID[:GID] or NAME[:GROUP]"},
+	&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit (512m, 8g)"},
+	&cli.StringFlag{Name: "memory-swap", Usage: "memory+swap limit, -1 for unlimited swap"},
+	&cli.Float64Flag{Name: "cpus", Usage: "CPU quota (1.5)"},
+	&cli.Int64Flag{Name: "pids-limit", Usage: "maximum number of processes (-1 unlimited)"},
+	&cli.StringFlag{Name: "shm-size", Usage: "size of /dev/shm (2g)"},
+	&cli.StringFlag{Name: "net", Aliases: []string{"network"}, Usage: "network: host or none"},
+	&cli.StringFlag{Name: "pull", Usage: "pull policy: missing, always or never"},
+	&cli.StringFlag{Name: "entrypoint", Usage: "replace the image's entrypoint (\"\" clears it)"},
+	&cli.StringFlag{Name: "hostname", Usage: "sandbox hostname"},
+	&cli.BoolFlag{Name: "read-only", Usage: "mount the root filesystem read-only"},
+	&cli.StringSliceFlag{Name: "cap-add", Usage: "add a capability"},
+	&cli.StringSliceFlag{Name: "cap-drop", Usage: "drop a capability (ALL for all)"},
+	&cli.StringSliceFlag{Name: "security-opt", Usage: "no-new-privileges[=false], seccomp=unconfined|FILE, apparmor=unconfined|PROFILE"},
+	&cli.BoolFlag{Name: "privileged", Usage: "all capabilities and devices, no seccomp or AppArmor (explicit only)"},
+	&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "container label KEY=VALUE"},
+	&cli.IntFlag{Name: "stop-timeout", Usage: "seconds to wait after the stop signal before SIGKILL (default 10)"},
+	&cli.StringFlag{Name: "stop-signal", Usage: "signal that stops the sandbox (default SIGTERM)"},
+	&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "forward signals sbxrun receives to the workload"},
+	&cli.BoolFlag{Name: "allow-unsafe-mounts", Usage: "allow mounting the host's / or the containerd/Docker sockets"},
+}
+
+// runOptions turns run flags into runtime.RunOptions.
+func runOptions(c *cli.Context) (*runtime.RunOptions, error) {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return nil, failf("no profile or image given: try `sbxrun base -- CMD` (`sbxrun profiles` lists profiles)")
+	}
+	o := &runtime.RunOptions{
+		Global:            global(c),
+		Target:            args[0],
+		Name:              c.String("name"),
+		Remove:            c.Bool("rm"),
+		Detach:            c.Bool("detach"),
+		Interactive:       c.Bool("interactive"),
+		TTY:               c.Bool("tty"),
+		SigProxy:          c.Bool("sig-proxy"),
+		AllowUnsafeMounts: c.Bool("allow-unsafe-mounts"),
+	}
+	rest := args[1:]
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	o.Args = rest
+	if !c.IsSet("tty") && !o.Detach && isTerminal(os.Stdin) && isTerminal(os.Stdout) {
+		o.TTY, o.Interactive = true, true
+	}
+	if o.Detach && (o.TTY || o.Interactive) {
+		return nil, failf("-d cannot be combined with -t or -i: a detached sandbox has no terminal; use `sbxrun exec -it NAME -- sh` to get one")
+	}
+	flags, err := flagLayer(c)
+	if err != nil {
+		return nil, &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
+	}
+	o.Flags = flags
+	return o, nil
+}
+
+// flagLayer is the command line as the last profile layer.
+func flagLayer(c *cli.Context) (*runtime.Profile, error) {
+	p := &runtime.Profile{}
+	str := func(name string) *string {
+		if !c.IsSet(name) {
+			return nil
+		}
+		v := c.String(name)
+		return &v
+	}
+	p.Workdir = str("workdir")
+	p.User = str("user")
+	p.Memory = str("memory")
+	p.MemorySwap = str("memory-swap")
+	p.ShmSize = str("shm-size")
+	p.Network = str("net")
+	p.Pull = str("pull")
+	p.Hostname = str("hostname")
+	p.StopSignal = str("stop-signal")
+	if c.IsSet("cpus") {
+		v := c.Float64("cpus")
+		p.CPUs = &v
+	}
+	if c.IsSet("pids-limit") {
+		v := c.Int64("pids-limit")
+		p.PidsLimit = &v
+	}
+	if c.IsSet("stop-timeout") {
+		v := c.Int("stop-timeout")
+		p.StopTimeout = &v
+	}
+	if c.IsSet("read-only") {
+		v := c.Bool("read-only")
+		p.ReadOnly = &v
+	}
+	if c.IsSet("privileged") {
+		v := c.Bool("privileged")
+		p.Privileged = &v
+	}
+	if c.IsSet("entrypoint") {
+		p.Entrypoint = []string{}
+		if v := c.String("entrypoint"); v != "" {
+			p.Entrypoint = []string{v}
+		}
+	}
+	p.CapAdd = c.StringSlice("cap-add")
+	p.CapDrop = c.StringSlice("cap-drop")
+	p.SecurityOpt = c.StringSlice("security-opt")
+
+	// Environment: --env-file first, then -e (Docker's precedence).
+	for _, f := range c.StringSlice("env-file") {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file %q: %w", f, errors.Unwrap(err))
+		}
+		kvs, err := oci.ParseEnvFile(fh, f, os.LookupEnv)
+		fh.Close()
+		if err != nil {
+			return nil, err
+		}
+		setEnv(p, kvs)
+	}
+	for _, e := range c.StringSlice("env") {
+		k, v, ok := strings.Cut(e, "=")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("invalid -e %q: use KEY=VALUE or KEY", e)
+		}
+		if !ok {
+			hv, set := os.LookupEnv(k)
+			if !set {
+				continue
+			}
+			v = hv
+		}
+		setEnv(p, []string{k + "=" + v})
+	}
+
+	for _, v := range c.StringSlice("volume") {
+		m, err := oci.ParseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		p.Mounts = append(p.Mounts, mountSpec(m))
+	}
+	for _, v := range c.StringSlice("mount") {
+		m, err := oci.ParseMountFlag(v)
+		if err != nil {
+			return nil, err
+		}
+		p.Mounts = append(p.Mounts, mountSpec(m))
+	}
+	if labels := c.StringSlice("label"); len(labels) > 0 {
+		p.Labels = map[string]string{}
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			if k == "" || strings.HasPrefix(k, "sbxrun.") {
+				return nil, fmt.Errorf("invalid --label %q: use KEY=VALUE with a key outside sbxrun.*", l)
+			}
+			p.Labels[k] = v
+		}
+	}
+	return p, nil
+}
+
+func setEnv(p *runtime.Profile, kvs []string) {
+	if p.Env == nil {
+		p.Env = map[string]string{}
+	}
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		p.Env[k] = v
+	}
+}
+
+func mountSpec(m oci.Mount) runtime.MountSpec {
+	return runtime.MountSpec{Type: m.Type, Source: m.Source, Target: m.Destination, ReadOnly: m.ReadOnly, Options: m.Options}
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "run",
+		Usage:        "run a command in a sandbox (the default command: `sbxrun PROFILE -- CMD`)",
+		ArgsUsage:    "[options] PROFILE|IMAGE [options] [-- COMMAND...]",
+		Flags:        runFlags,
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			o, err := runOptions(c)
+			if err != nil {
+				return err
+			}
+			return runtime.Run(c.Context, o)
+		},
+	}
+}
+
+func specCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "spec",
+		Usage:        "print the OCI config.json that run would use",
+		ArgsUsage:    "[options] PROFILE|IMAGE [options] [-- COMMAND...]",
+		Flags:        runFlags,
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			o, err := runOptions(c)
+			if err != nil {
+				return err
+			}
+			if o.Name == "" {
+				o.Name = "spec"
+			}
+			o.TTY = c.Bool("tty")
+			return runtime.Spec(c.Context, o, os.Stdout)
+		},
+	}
+}
+
+func psCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "ps",
+		Usage:        "list sandboxes",
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include sandboxes that are not running"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
+		},
+		Action: func(c *cli.Context) error {
+			g := global(c)
+			return runtime.Ps(c.Context, &g, runtime.PsOptions{All: c.Bool("all"), Format: c.String("format")}, os.Stdout)
+		},
+	}
+}
+
+func oneName(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", failf("%s takes one sandbox name: `sbxrun %s NAME` (`sbxrun ps -a` lists them)", what, what)
+	}
+	return c.Args().First(), nil
+}
+
+func logsCommand() *cli.Command {
+	return &cli.Command{
+		Name: "logs", Usage: "print the output of a detached sandbox", ArgsUsage: "NAME", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing until the sandbox stops"}},
+		Action: func(c *cli.Context) error {
+			name, err := oneName(c, "logs")
+			if err != nil {
+				return err
+			}
+			g := global(c)
+			return runtime.Logs(c.Context, &g, name, c.Bool("follow"), os.Stdout)
+		},
+	}
+}
+
+func stopCommand() *cli.Command {
+	return &cli.Command{
+		Name: "stop", Usage: "stop sandboxes (stop signal, then SIGKILL after the timeout)", ArgsUsage: "NAME...", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, Usage: "seconds to wait before SIGKILL (default: the sandbox's stop timeout)"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("stop needs a sandbox name: `sbxrun stop NAME`")
+			}
+			g := global(c)
+			t := time.Duration(c.Int("time")) * time.Second
+			var errs []error
+			for _, n := range c.Args().Slice() {
+				if err := runtime.Stop(c.Context, &g, n, t); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(errs) > 0 {
+				return &runtime.ExitError{Code: runtime.ExitFailed, Err: errors.Join(errs...)}
+			}
+			return nil
+		},
+	}
+}
+
+func killCommand() *cli.Command {
+	return &cli.Command{
+		Name: "kill", Usage: "send a signal to a sandbox", ArgsUsage: "NAME", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.StringFlag{Name: "signal", Aliases: []string{"s"}, Value: "KILL", Usage: "signal name or number"}},
+		Action: func(c *cli.Context) error {
+			name, err := oneName(c, "kill")
+			if err != nil {
+				return err
+			}
+			g := global(c)
+			return runtime.Kill(c.Context, &g, name, c.String("signal"))
+		},
+	}
+}
+
+func rmCommand() *cli.Command {
+	return &cli.Command{
+		Name: "rm", Usage: "remove sandboxes (never their bind mounts or caches)", ArgsUsage: "NAME...", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running sandbox first"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("rm needs a sandbox name: `sbxrun rm NAME`")
+			}
+			g := global(c)
+			return runtime.Remove(c.Context, &g, c.Args().Slice(), c.Bool("force"))
+		},
+	}
+}
+
+func execCommand() *cli.Command {
+	return &cli.Command{
+		Name: "exec", Usage: "run another command in a running sandbox", ArgsUsage: "[options] NAME -- COMMAND...", OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin attached"},
+			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a terminal"},
+			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set KEY=VALUE"},
+			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory"},
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "UID[:GID]"},
+		},
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if len(args) == 0 {
+				return failf("exec needs a sandbox name and a command: `sbxrun exec NAME -- sh`")
+			}
+			cmd := args[1:]
+			if len(cmd) > 0 && cmd[0] == "--" {
+				cmd = cmd[1:]
+			}
+			g := global(c)
+			o := &runtime.ExecOptions{Name: args[0], Args: cmd, Env: c.StringSlice("env"), Workdir: c.String("workdir"), User: c.String("user"),
+				Interactive: c.Bool("interactive"), TTY: c.Bool("tty"), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+			if !c.IsSet("tty") && isTerminal(os.Stdin) && isTerminal(os.Stdout) {
+				o.TTY, o.Interactive = true, true
+			}
+			return runtime.Exec(c.Context, &g, o)
+		},
+	}
+}
+
+func gcCommand() *cli.Command {
+	return &cli.Command{
+		Name: "gc", Usage: "remove sandboxes left by killed sbxrun processes and ended detached --rm sandboxes", OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			g := global(c)
+			return runtime.GC(c.Context, &g, os.Stdout)
+		},
+	}
+}
+
+func loadOptions(c *cli.Context) runtime.LoadOptions {
+	return runtime.LoadOptions{ConfigFile: c.String("config")}
+}
+
+func profilesCommand() *cli.Command {
+	list := func(c *cli.Context) error {
+		profs, err := runtime.LoadProfiles(loadOptions(c))
+		if err != nil {
+			return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
+		}
+		for _, n := range profs.Names() {
+			fmt.Printf("%-12s %s\n", n, profs.Description(n))
+		}
+		return nil
+	}
+	return &cli.Command{
+		Name: "profiles", Usage: "list profiles, or show one resolved with where each value came from", OnUsageError: usageError,
+		Action: list,
+		Subcommands: []*cli.Command{
+			{Name: "list", Usage: "list profiles", Action: list},
+			{Name: "show", Usage: "print a resolved profile and the source of each value", ArgsUsage: "NAME", OnUsageError: usageError,
+				Action: func(c *cli.Context) error {
+					name, err := oneName(c, "profiles show")
+					if err != nil {
+						return err
+					}
+					profs, err := runtime.LoadProfiles(loadOptions(c))
+					if err != nil {
+						return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
+					}
+					if !profs.Has(name) {
+						return failf("no profile named %q: `sbxrun profiles` lists them", name)
+					}
+					r, err := profs.Resolve(name, nil)
+					if err != nil {
+						return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
+					}
+					return r.Describe(os.Stdout)
+				}},
+		},
+	}
+}
+
+func loadCommand() *cli.Command {
+	return &cli.Command{
+		Name: "load", Usage: "import images from an OCI layout or docker-archive tarball", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "archive file (default stdin)"}},
+		Action: func(c *cli.Context) error {
+			g := global(c)
+			return runtime.LoadImages(c.Context, &g, c.String("input"), os.Stdin, os.Stdout)
+		},
+	}
+}
+
+func pullCommand() *cli.Command {
+	return &cli.Command{
+		Name: "pull", Usage: "pull the images of profiles or image references", ArgsUsage: "PROFILE|IMAGE...", OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("pull needs a profile or image: `sbxrun pull base`")
+			}
+			g := global(c)
+			return runtime.PullImages(c.Context, &g, loadOptions(c), c.Args().Slice(), os.Stderr)
+		},
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name: "version", Usage: "print sbxrun's and containerd's versions", OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			fmt.Printf("sbxrun %s\n", version)
+			g := global(c)
+			v, err := runtime.ServerVersion(c.Context, &g)
+			if err != nil {
+				fmt.Printf("containerd: %v\n", err)
+				return nil
+			}
+			fmt.Printf("containerd %s\n", v)
+			return nil
+		},
+	}
+}
+
+const bashCompletion = `_sbxrun() {
+    local cur opts
+    cur="${COMP_WORDS[COMP_CWORD]}"
+    opts=$("${COMP_WORDS[@]:0:$COMP_CWORD}" --generate-bash-completion 2>/dev/null)
+    COMPREPLY=($(compgen -W "${opts}" -- "${cur}"))
+}
+complete -o default -F _sbxrun sbxrun
+`
+
+func completionCommand() *cli.Command {
+	return &cli.Command{
+		Name: "completion", Usage: "print a shell completion script (bash)", ArgsUsage: "bash", OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			switch c.Args().First() {
+			case "", "bash":
+				fmt.Print(bashCompletion)
+				return nil
+			}
+			return failf("completion for %q is not available: use `sbxrun completion bash`", c.Args().First())
+		},
+	}
+}

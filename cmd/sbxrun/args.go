@@ -1,0 +1,110 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// flagArity tells, for every name of flags, whether the flag takes a value.
+func flagArity(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			m[n] = !isBool
+		}
+	}
+	return m
+}
+
+// splitRunArgs implements the run grammar `[flags] TARGET [flags] [-- CMD...]`
+// (also `TARGET CMD...` without "--", as Docker allows): it returns the flag
+// words, the target and the command. Flags are recognised up to "--" or
+// the first word after TARGET that is not a flag; everything after that is
+// the command, untouched.
+func splitRunArgs(flags []cli.Flag, args []string) (flagArgs []string, target string, cmd []string, sawTarget bool) {
+	arity := flagArity(flags)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flagArgs, target, args[i+1:], sawTarget
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flagArgs = append(flagArgs, a)
+			name := strings.TrimLeft(a, "-")
+			if strings.Contains(name, "=") {
+				continue
+			}
+			takesValue, known := arity[name]
+			if !known && !strings.HasPrefix(a, "--") && len(name) > 1 {
+				// Combined short flags such as -it: the last one may take a value.
+				takesValue = arity[name[len(name)-1:]]
+			}
+			if takesValue && i+1 < len(args) {
+				i++
+				flagArgs = append(flagArgs, args[i])
+			}
+			continue
+		}
+		if !sawTarget {
+			target, sawTarget = a, true
+			continue
+		}
+		// First non-flag word after TARGET: the command, Docker-style.
+		return flagArgs, target, args[i:], sawTarget
+	}
+	return flagArgs, target, nil, sawTarget
+}
+
+// globalValueFlags are the global flags that take a value.
+var globalValueFlags = map[string]bool{"address": true, "namespace": true, "n": true, "config": true}
+
+// rewriteArgs turns the shorthand `sbxrun [global] TARGET ...` into
+// `sbxrun [global] run TARGET ...`, and moves run flags given after TARGET
+// in front of it, so urfave/cli sees `run [flags] TARGET -- CMD`.
+func rewriteArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	i := 1
+	for i < len(args) {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && globalValueFlags[name] {
+			i++
+		}
+		i++
+	}
+	if i >= len(args) || args[i] == "--" {
+		return args
+	}
+	out := append([]string{}, args[:i]...)
+	word := args[i]
+	rest := args[i+1:]
+	cmd := app.Command(word)
+	switch {
+	case cmd == nil:
+		// Not a command: a profile or image, shorthand for run.
+		cmd = app.Command("run")
+		rest = args[i:]
+		out = append(out, "run")
+	case cmd.Name == "run" || cmd.Name == "spec":
+		out = append(out, word)
+	default:
+		return args
+	}
+	flagArgs, target, command, sawTarget := splitRunArgs(cmd.Flags, rest)
+	out = append(out, flagArgs...)
+	if sawTarget {
+		out = append(out, target)
+	}
+	if command != nil {
+		out = append(out, "--")
+		out = append(out, command...)
+	}
+	return out
+}

@@ -1,0 +1,74 @@
+package runtime
+
+// Images of the built-in profiles.
+const (
+	ImageBase     = "ghcr.io/sbxrun/base:latest"
+	ImageModelDev = "ghcr.io/sbxrun/model-dev:latest"
+	ImageTest     = "ghcr.io/sbxrun/test:latest"
+)
+
+// Where a value came from, as Resolved.Sources says it.
+const (
+	sourceBuiltin  = "built-in"
+	sourceFlag     = "flag"
+	sourceArgument = "argument"
+)
+
+// defaultLayer is under every profile and every plain image run: what
+// sbxrun does when nothing says otherwise.
+func defaultLayer() Profile {
+	return Profile{
+		Pull:        pointerTo("missing"),
+		Network:     pointerTo("host"),
+		StopSignal:  pointerTo("SIGTERM"),
+		StopTimeout: pointerTo(10),
+	}
+}
+
+// builtinProfiles are the three sandboxes of the design: base, model-dev and
+// test. Profile files layer over them.
+func builtinProfiles() map[string]Profile {
+	return map[string]Profile{
+		"base": {
+			Description: "development tools; the current directory at /workspace",
+			Image:       pointerTo(ImageBase),
+			Workdir:     pointerTo("/workspace"),
+			Mounts: []MountSpec{
+				{Source: ".", Target: "/workspace"},
+				{Source: "~/.gitconfig", Target: "~/.gitconfig", ReadOnly: true, Optional: true},
+				{Source: "~/.ssh", Target: "~/.ssh", ReadOnly: true, Optional: true},
+			},
+			Env: map[string]string{
+				"PYTHONPATH": "/workspace",
+				"NODE_ENV":   "development",
+			},
+		},
+		"model-dev": {
+			Extends:     "base",
+			Description: "CUDA, PyTorch and Ollama; model caches kept on the host",
+			Image:       pointerTo(ImageModelDev),
+			Workdir:     pointerTo("/workspace/models"),
+			Mounts: []MountSpec{
+				{Source: "~/.cache/huggingface", Target: "~/.cache/huggingface", Create: true},
+				{Source: "~/.cache/torch", Target: "~/.cache/torch", Create: true},
+				{Source: "~/.ollama", Target: "~/.ollama", Create: true},
+			},
+			// PyTorch data loaders share tensors through /dev/shm.
+			ShmSize: pointerTo("2g"),
+		},
+		"test": {
+			Extends:     "base",
+			Description: "browsers, Xvfb and pytest",
+			Image:       pointerTo(ImageTest),
+			Workdir:     pointerTo("/workspace/tests"),
+			Env: map[string]string{
+				"DISPLAY":        ":99",
+				"PYTEST_ADDOPTS": "--color=yes",
+			},
+			ShmSize: pointerTo("1g"),
+		},
+	}
+}
+
+// pointerTo returns a pointer to a copy of v.
+func pointerTo[T any](v T) *T { return &v }

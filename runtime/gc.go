@@ -1,0 +1,158 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+
+	"github.com/sbxrun/sbxrun/oci"
+)
+
+// GC removes the sandboxes whose owner is gone: attached runs whose sbxrun
+// was killed, and detached --rm sandboxes whose workload has ended. It never
+// touches a sandbox whose sbxrun is alive, one kept with --rm=false, nor any
+// bind-mount source or cache. It prints one line per removed sandbox.
+func GC(ctx context.Context, g *Global, out io.Writer) error {
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	removed, err := collect(ctx, c, g.stateDir())
+	for _, id := range removed {
+		fmt.Fprintf(out, "removed %s\n", id)
+	}
+	return err
+}
+
+// collect removes orphaned sbxrun containers in the client's namespace and
+// returns their IDs.
+func collect(ctx context.Context, c *client.Client, stateDir string) ([]string, error) {
+	ctrs, err := c.Containers(ctx, `labels."`+LabelOwnerPID+`"`)
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	var removed []string
+	for _, ctr := range ctrs {
+		ok, err := removeIfOrphanContainer(ctx, c, ctr, stateDir)
+		if err != nil {
+			continue
+		}
+		if ok {
+			removed = append(removed, ctr.ID())
+		}
+	}
+	return removed, nil
+}
+
+// removeIfOrphan removes container id when its owner is gone.
+func removeIfOrphan(ctx context.Context, c *client.Client, id string) (bool, error) {
+	ctr, err := c.LoadContainer(ctx, id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			// Removed in between: the name is free again.
+			return true, nil
+		}
+		return false, err
+	}
+	return removeIfOrphanContainer(ctx, c, ctr, "")
+}
+
+func removeIfOrphanContainer(ctx context.Context, c *client.Client, ctr client.Container, stateDir string) (bool, error) {
+	labels, err := ctr.Labels(ctx)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := labels[LabelOwnerPID]; !ok || labels[LabelRemove] != "true" {
+		return false, nil
+	}
+	task, err := ctr.Task(ctx, nil)
+	running := false
+	if err == nil {
+		if st, err := task.Status(ctx); err == nil {
+			running = st.Status == client.Running || st.Status == client.Paused || st.Status == client.Pausing
+		}
+	}
+	if labels[LabelDetached] == "true" {
+		if running {
+			return false, nil
+		}
+	} else if ownerAlive(labels) {
+		return false, nil
+	}
+	if err := remove(ctx, c, ctr, true); err != nil {
+		return false, err
+	}
+	if stateDir != "" && labels[LabelDetached] == "true" {
+		ns, _ := namespaceOf(ctx)
+		_ = os.Remove(logPath(stateDir, ns, ctr.ID()))
+	}
+	return true, nil
+}
+
+// remove kills the container's task (when force), deletes it and the
+// container with its snapshot. Bind-mount sources are never touched.
+func remove(ctx context.Context, c *client.Client, ctr client.Container, force bool) error {
+	task, err := ctr.Task(ctx, nil)
+	if err == nil {
+		st, err := task.Status(ctx)
+		if err == nil && st.Status != client.Stopped && st.Status != client.Created {
+			if !force {
+				return fmt.Errorf("sandbox %q is running: stop it first (`sbxrun stop %s`) or use `sbxrun rm -f %s`", ctr.ID(), ctr.ID(), ctr.ID())
+			}
+			_ = task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if ch, err := task.Wait(wctx); err == nil {
+				select {
+				case <-ch:
+				case <-wctx.Done():
+				}
+			}
+			cancel()
+		}
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("deleting task of %q: %w", ctr.ID(), err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("loading task of %q: %w", ctr.ID(), err)
+	}
+	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("deleting sandbox %q: %w", ctr.ID(), err)
+	}
+	return nil
+}
+
+// oomKilled reports whether the sandbox's memory cgroup recorded an OOM
+// kill. It must be called after the task exited and before it is deleted
+// (runc removes the cgroup on delete).
+func oomKilled(sb *oci.Sandbox) bool {
+	if sb.NoCgroups {
+		return false
+	}
+	rel := filepath.Join("/", sb.Namespace, sb.ID)
+	for _, f := range []struct{ path, key string }{
+		{filepath.Join("/sys/fs/cgroup", rel, "memory.events"), "oom_kill"},             // cgroup v2
+		{filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control"), "oom_kill"}, // cgroup v1
+		{filepath.Join("/sys/fs/cgroup/unified", rel, "memory.events"), "oom_kill"},     // hybrid
+	} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, " ")
+			if ok && k == f.key && strings.TrimSpace(v) != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}

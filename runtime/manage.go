@@ -1,0 +1,426 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/containerd/console"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/moby/sys/signal"
+)
+
+// Sandbox is one row of `sbxrun ps`.
+type Sandbox struct {
+	Name    string            `json:"name"`
+	Image   string            `json:"image"`
+	Profile string            `json:"profile"`
+	Status  string            `json:"status"`
+	Pid     uint32            `json:"pid"`
+	Exit    *int              `json:"exit_code,omitempty"`
+	Created time.Time         `json:"created"`
+	Remove  bool              `json:"remove"`
+	Owner   string            `json:"owner_pid,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+}
+
+// PsOptions selects what List shows.
+type PsOptions struct {
+	// All includes sandboxes that are not running.
+	All bool
+	// Format is "table" (default) or "json".
+	Format string
+}
+
+// List returns the sandboxes sbxrun created in the namespace.
+func List(ctx context.Context, g *Global, all bool) ([]Sandbox, error) {
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return nil, withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	ctrs, err := c.Containers(ctx)
+	if err != nil {
+		return nil, withCode(ExitFailed, fmt.Errorf("listing containers: %w", err))
+	}
+	out := []Sandbox{}
+	for _, ctr := range ctrs {
+		info, err := ctr.Info(ctx, client.WithoutRefreshedMetadata)
+		if err != nil {
+			continue
+		}
+		s := Sandbox{Name: info.ID, Image: info.Image, Profile: info.Labels[LabelProfile], Created: info.CreatedAt,
+			Remove: info.Labels[LabelRemove] == "true", Owner: info.Labels[LabelOwnerPID], Status: "created"}
+		if v, ok := info.Labels[LabelImage]; ok && v != "" {
+			s.Image = v
+		}
+		if task, err := ctr.Task(ctx, nil); err == nil {
+			if st, err := task.Status(ctx); err == nil {
+				s.Status = string(st.Status)
+				s.Pid = task.Pid()
+				if st.Status == client.Stopped {
+					code := int(st.ExitStatus)
+					s.Exit = &code
+				}
+			}
+		} else if v, ok := info.Labels[LabelExitCode]; ok {
+			s.Status = string(client.Stopped)
+			if code, err := strconv.Atoi(v); err == nil {
+				s.Exit = &code
+			}
+		}
+		if !all && s.Status != string(client.Running) && s.Status != string(client.Paused) {
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Ps writes the sandbox list as a table or JSON.
+func Ps(ctx context.Context, g *Global, o PsOptions, w io.Writer) error {
+	switch o.Format {
+	case "", "table", "json":
+	default:
+		return withCode(ExitFailed, fmt.Errorf("invalid --format %q: use table or json", o.Format))
+	}
+	list, err := List(ctx, g, o.All)
+	if err != nil {
+		return err
+	}
+	if o.Format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPROFILE\tIMAGE\tSTATUS\tPID\tCREATED")
+	for _, s := range list {
+		status := s.Status
+		if s.Exit != nil {
+			status = fmt.Sprintf("exited (%d)", *s.Exit)
+		}
+		prof := s.Profile
+		if prof == "" {
+			prof = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, prof, s.Image, status, s.Pid, ago(s.Created))
+	}
+	return tw.Flush()
+}
+
+func ago(t time.Time) string {
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+func (g *Global) load(ctx context.Context, name string) (*client.Client, context.Context, client.Container, error) {
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return nil, ctx, nil, err
+	}
+	ctr, err := c.LoadContainer(ctx, name)
+	if err != nil {
+		c.Close()
+		if errdefs.IsNotFound(err) {
+			return nil, ctx, nil, fmt.Errorf("no sandbox named %q in namespace %q: `sbxrun ps -a` lists them", name, g.namespace())
+		}
+		return nil, ctx, nil, fmt.Errorf("loading sandbox %q: %w", name, err)
+	}
+	return c, ctx, ctr, nil
+}
+
+// Kill sends sig (a name such as TERM or SIGKILL, or a number) to the
+// sandbox's workload.
+func Kill(ctx context.Context, g *Global, name, sig string) error {
+	s, err := parseSignal(sig)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	c, ctx, ctr, err := g.load(ctx, name)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return withCode(ExitFailed, fmt.Errorf("sandbox %q is not running", name))
+	}
+	if err := task.Kill(ctx, s); err != nil {
+		return withCode(ExitFailed, fmt.Errorf("signalling %q: %w", name, err))
+	}
+	return nil
+}
+
+// Stop sends the sandbox's stop signal, waits up to timeout (negative: the
+// sandbox's own stop timeout, default 10s), then kills it. A detached
+// sandbox started with --rm is removed.
+func Stop(ctx context.Context, g *Global, name string, timeout time.Duration) error {
+	c, ctx, ctr, err := g.load(ctx, name)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	labels, err := ctr.Labels(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	sig := syscall.SIGTERM
+	if v := labels[LabelStopSignal]; v != "" {
+		if s, err := parseSignal(v); err == nil {
+			sig = s
+		}
+	}
+	if timeout < 0 {
+		timeout = 10 * time.Second
+		if v, err := strconv.Atoi(labels[LabelStopTimeout]); err == nil {
+			timeout = time.Duration(v) * time.Second
+		}
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err == nil {
+		stopTask(ctx, task, sig, timeout)
+	}
+	if labels[LabelDetached] == "true" && labels[LabelRemove] == "true" {
+		if err := remove(ctx, c, ctr, true); err != nil {
+			return withCode(ExitFailed, err)
+		}
+		_ = os.Remove(logPath(g.stateDir(), g.namespace(), name))
+	}
+	return nil
+}
+
+// stopTask signals t, waits up to timeout for it to exit, then SIGKILLs it.
+func stopTask(ctx context.Context, t client.Task, sig syscall.Signal, timeout time.Duration) {
+	ch, err := t.Wait(ctx)
+	if err != nil {
+		return
+	}
+	if st, err := t.Status(ctx); err == nil && st.Status == client.Stopped {
+		return
+	}
+	_ = t.Kill(ctx, sig)
+	select {
+	case <-ch:
+		return
+	case <-time.After(timeout):
+	}
+	_ = t.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// Remove deletes sandboxes with their snapshots (not their bind mounts or
+// caches); a running one only with force.
+func Remove(ctx context.Context, g *Global, names []string, force bool) error {
+	var errs []error
+	for _, name := range names {
+		c, cctx, ctr, err := g.load(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := remove(cctx, c, ctr, force); err != nil {
+			errs = append(errs, err)
+		} else {
+			_ = os.Remove(logPath(g.stateDir(), g.namespace(), name))
+		}
+		c.Close()
+	}
+	if len(errs) > 0 {
+		return withCode(ExitFailed, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Logs writes the output of a detached sandbox; with follow it keeps
+// writing until the sandbox stops.
+func Logs(ctx context.Context, g *Global, name string, follow bool, w io.Writer) error {
+	p := logPath(g.stateDir(), g.namespace(), name)
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return withCode(ExitFailed, fmt.Errorf("no logs for %q: only sandboxes started with -d keep logs (attached runs print to the terminal)", name))
+		}
+		return withCode(ExitFailed, err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(w, f); err != nil {
+		return err
+	}
+	if !follow {
+		return nil
+	}
+	c, ctx, ctr, err := g.load(ctx, name)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	for {
+		running := false
+		if task, err := ctr.Task(ctx, nil); err == nil {
+			if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
+				running = true
+			}
+		}
+		if _, err := io.Copy(w, f); err != nil {
+			return err
+		}
+		if !running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ExecOptions describes a second process in a running sandbox.
+type ExecOptions struct {
+	Name        string
+	Args        []string
+	Env         []string
+	Workdir     string
+	User        string
+	Interactive bool
+	TTY         bool
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+}
+
+// Exec runs a command inside a running sandbox and returns its exit status
+// as an *ExitError (nil for 0).
+func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
+	if len(o.Args) == 0 {
+		return withCode(ExitFailed, errors.New("no command: give one after --, e.g. `sbxrun exec NAME -- sh`"))
+	}
+	c, ctx, ctr, err := g.load(ctx, o.Name)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return withCode(ExitFailed, fmt.Errorf("sandbox %q is not running", o.Name))
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	pspec := *spec.Process
+	pspec.Args = o.Args
+	pspec.Terminal = o.TTY
+	pspec.Env = append(append([]string{}, pspec.Env...), o.Env...)
+	if o.Workdir != "" {
+		pspec.Cwd = o.Workdir
+	}
+	if o.User != "" {
+		uid, gid, err := numericUser(o.User)
+		if err != nil {
+			return withCode(ExitFailed, err)
+		}
+		pspec.User.UID, pspec.User.GID = uid, gid
+	}
+	var ioc cio.Creator
+	var (
+		con console.Console
+		cr  *closingReader
+	)
+	if o.TTY {
+		con = console.Current()
+		if err := con.SetRaw(); err != nil {
+			return withCode(ExitFailed, err)
+		}
+		defer func() { _ = con.Reset() }()
+		ioc = cio.NewCreator(cio.WithStreams(con, con, nil), cio.WithTerminal)
+	} else {
+		var in io.Reader
+		if o.Interactive {
+			cr = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
+			in = cr
+		}
+		ioc = cio.NewCreator(cio.WithStreams(in, o.Stdout, o.Stderr))
+	}
+	proc, err := task.Exec(ctx, "exec-"+randHex(6), &pspec, ioc)
+	if err != nil {
+		return withCode(ExitFailed, fmt.Errorf("exec in %q: %w", o.Name, err))
+	}
+	defer func() { _, _ = proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill) }()
+	if cr != nil {
+		cr.setTask(proc)
+	}
+	ch, err := proc.Wait(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return classifyStart(err)
+	}
+	if con != nil {
+		if sz, err := con.Size(); err == nil {
+			_ = proc.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
+		}
+	}
+	st := <-ch
+	code, _, _ := st.Result()
+	if code != 0 {
+		return &ExitError{Code: int(code)}
+	}
+	return nil
+}
+
+func numericUser(u string) (uint32, uint32, error) {
+	us, gs, hasGroup := strings.Cut(u, ":")
+	uid, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("invalid --user %q for exec: use UID[:GID]", u)
+	}
+	gid := uid
+	if hasGroup {
+		g, err := strconv.ParseUint(gs, 10, 32)
+		if err != nil {
+			return 0, 0, fmt.Errorf("invalid --user %q for exec: use UID[:GID]", u)
+		}
+		gid = g
+	}
+	return uint32(uid), uint32(gid), nil
+}
+
+// parseSignal accepts TERM, SIGTERM, term or 15.
+func parseSignal(s string) (syscall.Signal, error) {
+	sig, err := signal.ParseSignal(strings.ToUpper(s))
+	if err != nil {
+		return 0, fmt.Errorf("invalid signal %q: use a name such as TERM or KILL, or a number", s)
+	}
+	return sig, nil
+}
+
+func namespaceOf(ctx context.Context) (string, bool) {
+	return namespaces.Namespace(ctx)
+}

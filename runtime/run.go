@@ -1,0 +1,626 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/containerd/console"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	ctrdoci "github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/sbxrun/sbxrun/images"
+	"github.com/sbxrun/sbxrun/oci"
+)
+
+// RunOptions is everything one `sbxrun run` needs. The CLI fills it from
+// flags; nothing here knows about the CLI.
+type RunOptions struct {
+	Global
+	// Target is a profile name or, when no profile has that name, an image
+	// reference.
+	Target string
+	// Args is the command after "--"; empty keeps the profile's or image's.
+	Args []string
+	// Flags is the command line as the last profile layer (may be nil).
+	Flags *Profile
+	// Name is the container ID; empty generates PROFILE-XXXXXX.
+	Name string
+	// Remove deletes the container when the workload ends (default true).
+	Remove bool
+	// Detach starts the workload and returns; output goes to the log file.
+	Detach bool
+	// Interactive attaches stdin.
+	Interactive bool
+	// TTY allocates a terminal (the CLI turns it on when stdin and stdout
+	// are terminals).
+	TTY bool
+	// SigProxy forwards signals sbxrun receives to the workload.
+	SigProxy bool
+	// AllowUnsafeMounts lets the host root and daemon sockets be mounted.
+	AllowUnsafeMounts bool
+	// Load says where profile files are read from.
+	Load LoadOptions
+	// Host is the invoking user's home and current directory; zero values
+	// are read from the process.
+	Host HostEnv
+	// Stdin, Stdout and Stderr are the terminal streams; nil are os.Std*.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// prepared is a run resolved and validated, before containerd is involved.
+type prepared struct {
+	res     *Resolved
+	sb      *oci.Sandbox
+	image   string
+	pull    string
+	profile string
+}
+
+func (o *RunOptions) defaults() {
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.Host.Home == "" {
+		o.Host.Home, _ = os.UserHomeDir()
+	}
+	if o.Host.Cwd == "" {
+		o.Host.Cwd, _ = os.Getwd()
+	}
+	if o.Load.ConfigFile == "" {
+		o.Load.ConfigFile = o.ConfigFile
+	}
+}
+
+// prepare resolves the profile and validates every input. It creates nothing
+// in containerd; it may create the cache directories a profile asks for.
+func (o *RunOptions) prepare() (*prepared, error) {
+	o.defaults()
+	if o.Target == "" {
+		return nil, errors.New("no profile or image given: try `sbxrun base -- CMD` or `sbxrun run IMAGE -- CMD` (`sbxrun profiles` lists profiles)")
+	}
+	profs, err := LoadProfiles(o.Load)
+	if err != nil {
+		return nil, err
+	}
+	var res *Resolved
+	profile := ""
+	if profs.Has(o.Target) {
+		profile = o.Target
+		res, err = profs.Resolve(o.Target, o.Flags)
+	} else {
+		res, err = profs.ResolveImage(o.Target, o.Flags)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sb, err := res.Sandbox(o.Host)
+	if err != nil {
+		return nil, err
+	}
+	if o.Name == "" {
+		o.Name = generateName(o.Target, profile)
+	}
+	if err := identifiers.Validate(o.Name); err != nil {
+		return nil, fmt.Errorf("invalid --name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", o.Name)
+	}
+	sb.ID = o.Name
+	sb.Namespace = o.namespace()
+	if len(o.Args) > 0 {
+		sb.Args = o.Args
+	}
+	sb.AllowUnsafeMounts = sb.AllowUnsafeMounts || o.AllowUnsafeMounts
+	if err := o.hostFiles(sb); err != nil {
+		return nil, err
+	}
+	if err := sb.Validate(); err != nil {
+		return nil, err
+	}
+	p := &prepared{res: res, sb: sb, profile: profile}
+	if res.Profile.Image != nil {
+		p.image = *res.Profile.Image
+	}
+	if p.image == "" {
+		return nil, fmt.Errorf("profile %q has no image: set `image:` in its sbxrun.yaml", profile)
+	}
+	if res.Profile.Pull != nil {
+		p.pull = *res.Profile.Pull
+	}
+	switch p.pull {
+	case "", images.PullMissing, images.PullAlways, images.PullNever:
+	default:
+		return nil, fmt.Errorf("invalid pull policy %q: use missing, always or never", p.pull)
+	}
+	return p, nil
+}
+
+// hostFiles points /etc/hosts and /etc/resolv.conf at the host's for the host
+// network, and at a generated loopback-only hosts file for "none".
+func (o *RunOptions) hostFiles(sb *oci.Sandbox) error {
+	switch sb.Network {
+	case "", "host":
+		if _, err := os.Stat("/etc/hosts"); err == nil {
+			sb.HostsFile = "/etc/hosts"
+		}
+		if _, err := os.Stat("/etc/resolv.conf"); err == nil {
+			sb.ResolvConf = "/etc/resolv.conf"
+		}
+	case "none":
+		p := filepath.Join(o.stateDir(), "hosts.none")
+		if _, err := os.Stat(p); err != nil {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return fmt.Errorf("creating state directory: %w", err)
+			}
+			if err := os.WriteFile(p, []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), 0o644); err != nil {
+				return fmt.Errorf("writing %q: %w", p, err)
+			}
+		}
+		sb.HostsFile = p
+	}
+	return nil
+}
+
+var nameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+func generateName(target, profile string) string {
+	base := profile
+	if base == "" {
+		base = target
+		if i := strings.LastIndexByte(base, '/'); i >= 0 {
+			base = base[i+1:]
+		}
+		if i := strings.IndexAny(base, ":@"); i >= 0 {
+			base = base[:i]
+		}
+		base = nameChars.ReplaceAllString(base, "-")
+		base = strings.Trim(base, "-._")
+		if base == "" {
+			base = "sandbox"
+		}
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return base + "-" + hex.EncodeToString(b)
+}
+
+// specOpts is the one place a run's spec options are put together, for both
+// run and spec, so `sbxrun spec` prints exactly what run uses.
+func (o *RunOptions) specOpts(p *prepared, img ocispec.ImageConfig) ([]ctrdoci.SpecOpts, error) {
+	opts, err := oci.Build(p.sb, img)
+	if err != nil {
+		return nil, err
+	}
+	if o.TTY && !o.Detach {
+		opts = append(opts, ctrdoci.WithTTY)
+	}
+	return opts, nil
+}
+
+func (o *RunOptions) labels(p *prepared) map[string]string {
+	l := map[string]string{}
+	for k, v := range p.res.Profile.Labels {
+		l[k] = v
+	}
+	for k, v := range ownerLabels() {
+		l[k] = v
+	}
+	l[LabelProfile] = p.profile
+	l[LabelImage] = p.image
+	l[LabelRemove] = strconv.FormatBool(o.Remove)
+	if o.Detach {
+		l[LabelDetached] = "true"
+	}
+	if s := p.res.Profile.StopSignal; s != nil {
+		l[LabelStopSignal] = *s
+	}
+	if t := p.res.Profile.StopTimeout; t != nil {
+		l[LabelStopTimeout] = strconv.Itoa(*t)
+	}
+	if p.sb.Memory > 0 {
+		l[LabelMemory] = strconv.FormatInt(p.sb.Memory, 10)
+	}
+	return l
+}
+
+// Spec writes the OCI config.json that Run would use for o.
+func Spec(ctx context.Context, o *RunOptions, w io.Writer) error {
+	p, err := o.prepare()
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	c, ctx, err := o.connect(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	img, err := images.Ensure(ctx, c, p.image, p.pull, "", o.Stderr)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	is, err := img.Spec(ctx)
+	if err != nil {
+		return withCode(ExitFailed, fmt.Errorf("reading config of image %q: %w", img.Name(), err))
+	}
+	opts, err := o.specOpts(p, is.Config)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	spec, err := ctrdoci.GenerateSpec(ctx, nil, &containers.Container{ID: p.sb.ID, Labels: o.labels(p)}, opts...)
+	if err != nil {
+		return withCode(ExitFailed, fmt.Errorf("generating spec: %w", err))
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(spec)
+}
+
+// Run runs one sandbox to completion (or starts it, with Detach) and returns
+// nil for exit 0 or an *ExitError with the status sbxrun must exit with.
+func Run(ctx context.Context, o *RunOptions) error {
+	p, err := o.prepare()
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+
+	// Signals: before the workload starts, a terminating signal cancels the
+	// run and everything created so far is removed; after, signals go to
+	// the workload.
+	sigc := make(chan os.Signal, 128)
+	signal.Notify(sigc)
+	defer signal.Stop(sigc)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		started  atomic.Pointer[client.Task]
+		early    atomic.Int32
+		con      console.Console
+		stopping atomic.Bool
+	)
+	go func() {
+		for s := range sigc {
+			sig, ok := s.(syscall.Signal)
+			if !ok {
+				continue
+			}
+			switch sig {
+			case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE:
+				continue
+			case syscall.SIGWINCH:
+				if t := started.Load(); t != nil && con != nil {
+					resize(context.WithoutCancel(ctx), *t, con)
+				}
+				continue
+			}
+			t := started.Load()
+			if t == nil {
+				if terminating(sig) {
+					early.Store(int32(sig))
+					cancel()
+				}
+				continue
+			}
+			if o.SigProxy {
+				_ = (*t).Kill(context.WithoutCancel(ctx), sig)
+			} else if terminating(sig) && stopping.CompareAndSwap(false, true) {
+				go stopTask(context.WithoutCancel(ctx), *t, p.stopSignal(), p.stopTimeout())
+			}
+		}
+	}()
+	fail := func(err error) error {
+		if s := early.Load(); s != 0 {
+			return &ExitError{Code: 128 + int(s)}
+		}
+		return withCode(ExitFailed, err)
+	}
+
+	c, ctx, err := o.connect(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	// Clear orphans of earlier, killed runs while this one starts.
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		_, _ = collect(context.WithoutCancel(ctx), c, "")
+	}()
+	defer func() { <-gcDone }()
+
+	img, err := images.Ensure(ctx, c, p.image, p.pull, "", o.Stderr)
+	if err != nil {
+		return fail(o.hintProfile(err, p))
+	}
+	is, err := img.Spec(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("reading config of image %q: %w", img.Name(), err))
+	}
+	opts, err := o.specOpts(p, is.Config)
+	if err != nil {
+		return fail(err)
+	}
+	cleanupCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	}
+
+	container, err := createContainer(ctx, c, p.sb.ID, img, opts, o.labels(p))
+	if err != nil {
+		return fail(err)
+	}
+	removeContainer := func() {
+		cctx, done := cleanupCtx()
+		defer done()
+		_ = container.Delete(cctx, client.WithSnapshotCleanup)
+	}
+
+	// I/O.
+	var (
+		ioc   cio.Creator
+		stdin *closingReader
+	)
+	switch {
+	case o.Detach:
+		lp := logPath(o.stateDir(), o.namespace(), p.sb.ID)
+		if err := os.MkdirAll(filepath.Dir(lp), 0o755); err != nil {
+			removeContainer()
+			return fail(fmt.Errorf("creating log directory: %w", err))
+		}
+		_ = os.Remove(lp)
+		ioc = cio.LogFile(lp)
+	case o.TTY:
+		con = console.Current()
+		if err := con.SetRaw(); err != nil {
+			removeContainer()
+			return fail(fmt.Errorf("setting the terminal to raw mode: %w; run without -t", err))
+		}
+		defer func() { _ = con.Reset() }()
+		var in io.Reader
+		if o.Interactive {
+			in = con
+		}
+		ioc = cio.NewCreator(cio.WithStreams(in, con, nil), cio.WithTerminal)
+	default:
+		var in io.Reader
+		if o.Interactive {
+			stdin = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
+			in = stdin
+		}
+		ioc = cio.NewCreator(cio.WithStreams(in, o.Stdout, o.Stderr))
+	}
+
+	task, err := container.NewTask(ctx, ioc)
+	if err != nil {
+		removeContainer()
+		if s := early.Load(); s != 0 {
+			return &ExitError{Code: 128 + int(s)}
+		}
+		return classifyStart(err)
+	}
+	deleteTask := func() {
+		cctx, done := cleanupCtx()
+		defer done()
+		_, _ = task.Delete(cctx, client.WithProcessKill)
+	}
+	if stdin != nil {
+		stdin.setTask(task)
+	}
+	statusC, err := task.Wait(context.WithoutCancel(ctx))
+	if err != nil {
+		deleteTask()
+		removeContainer()
+		return fail(fmt.Errorf("waiting on task: %w", err))
+	}
+	if ctx.Err() != nil {
+		deleteTask()
+		removeContainer()
+		return fail(ctx.Err())
+	}
+	if err := task.Start(ctx); err != nil {
+		deleteTask()
+		removeContainer()
+		if s := early.Load(); s != 0 {
+			return &ExitError{Code: 128 + int(s)}
+		}
+		return classifyStart(err)
+	}
+	started.Store(&task)
+	if o.Detach {
+		fmt.Fprintln(o.Stdout, p.sb.ID)
+		return nil
+	}
+	if con != nil {
+		resize(ctx, task, con)
+	}
+
+	st := <-statusC
+	code, _, err := st.Result()
+	if err != nil {
+		code = ExitFailed
+	}
+	runCtx, done := cleanupCtx()
+	defer done()
+	if code == 137 && p.sb.Memory > 0 && oomKilled(p.sb) {
+		if con != nil {
+			_ = con.Reset()
+		}
+		fmt.Fprintf(o.Stderr, "sbxrun: sandbox %s was OOM-killed: it reached its memory limit of %s (raise it with --memory)\n", p.sb.ID, humanBytes(p.sb.Memory))
+	}
+	_, _ = task.Delete(runCtx)
+	if o.Remove {
+		_ = container.Delete(runCtx, client.WithSnapshotCleanup)
+	} else {
+		_, _ = container.SetLabels(runCtx, map[string]string{LabelExitCode: strconv.Itoa(int(code))})
+	}
+	if code != 0 {
+		return &ExitError{Code: int(code)}
+	}
+	return nil
+}
+
+// LabelExitCode records a kept container's last exit status.
+const LabelExitCode = "sbxrun.exit-code"
+
+func (p *prepared) stopSignal() syscall.Signal {
+	if p.res.Profile.StopSignal != nil {
+		if s, err := parseSignal(*p.res.Profile.StopSignal); err == nil {
+			return s
+		}
+	}
+	return syscall.SIGTERM
+}
+
+func (p *prepared) stopTimeout() time.Duration {
+	if p.res.Profile.StopTimeout != nil {
+		return time.Duration(*p.res.Profile.StopTimeout) * time.Second
+	}
+	return 10 * time.Second
+}
+
+func terminating(s syscall.Signal) bool {
+	return s == syscall.SIGINT || s == syscall.SIGTERM || s == syscall.SIGHUP || s == syscall.SIGQUIT
+}
+
+func resize(ctx context.Context, t client.Task, con console.Console) {
+	if sz, err := con.Size(); err == nil {
+		_ = t.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
+	}
+}
+
+// closingReader closes the task's stdin once the user's stdin hits EOF, so
+// the workload sees end of input, even when EOF comes before the task exists.
+type closingReader struct {
+	r    io.Reader
+	ctx  context.Context
+	mu   sync.Mutex
+	task client.Process
+	eof  bool
+}
+
+func (c *closingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if err == io.EOF {
+		c.mu.Lock()
+		c.eof = true
+		t := c.task
+		c.mu.Unlock()
+		if t != nil {
+			_ = t.CloseIO(c.ctx, client.WithStdinCloser)
+		}
+	}
+	return n, err
+}
+
+func (c *closingReader) setTask(t client.Process) {
+	c.mu.Lock()
+	c.task = t
+	eof := c.eof
+	c.mu.Unlock()
+	if eof {
+		_ = t.CloseIO(c.ctx, client.WithStdinCloser)
+	}
+}
+
+// createContainer creates the container, replacing an orphan of the same
+// name. Exactly one of several concurrent runs with one name wins; the
+// others get a conflict error and leave nothing behind.
+func createContainer(ctx context.Context, c *client.Client, id string, img client.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
+	for attempt := 0; ; attempt++ {
+		snap := id + "-" + randHex(4)
+		ctr, err := c.NewContainer(ctx, id,
+			client.WithImage(img),
+			client.WithNewSnapshot(snap, img),
+			client.WithContainerLabels(labels),
+			client.WithNewSpec(opts...),
+		)
+		if err == nil {
+			return ctr, nil
+		}
+		// Our own snapshot is unique to this attempt: never leave it.
+		_ = c.SnapshotService("").Remove(context.WithoutCancel(ctx), snap)
+		if !errdefs.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating sandbox %q: %w", id, err)
+		}
+		if attempt == 0 {
+			if removed, _ := removeIfOrphan(ctx, c, id); removed {
+				continue
+			}
+		}
+		return nil, fmt.Errorf("a sandbox named %q already exists: choose another --name, or remove it with `sbxrun rm -f %s`", id, id)
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func logPath(stateDir, ns, id string) string {
+	return filepath.Join(stateDir, "logs", ns, id+".log")
+}
+
+// classifyStart maps a failure to create or start the workload's process to
+// 126 (cannot execute) or 127 (not found), with one readable line.
+func classifyStart(err error) error {
+	msg := err.Error()
+	detail := msg
+	if i := strings.LastIndex(msg, "exec: "); i >= 0 {
+		detail = strings.TrimSuffix(msg[i+len("exec: "):], ": unknown")
+	}
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return withCode(ExitNotFound, fmt.Errorf("command not found in the sandbox: %s", detail))
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "is a directory"), strings.Contains(msg, "exec format error"):
+		return withCode(ExitCannotExec, fmt.Errorf("cannot execute the command in the sandbox: %s", detail))
+	}
+	return withCode(ExitFailed, fmt.Errorf("starting the sandbox: %w", err))
+}
+
+// hintProfile adds the list of profiles to a failed pull of a bare name,
+// which is most often a mistyped profile.
+func (o *RunOptions) hintProfile(err error, p *prepared) error {
+	if p.profile != "" || strings.ContainsAny(o.Target, "/:@.") || errors.Is(err, images.ErrNotPresent) {
+		return err
+	}
+	profs, lerr := LoadProfiles(o.Load)
+	if lerr != nil {
+		return err
+	}
+	return fmt.Errorf("%q is not a profile (%s) and pulling it as an image failed: %w", o.Target, strings.Join(profs.Names(), ", "), err)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	switch {
+	case n >= unit*unit*unit && n%(unit*unit*unit) == 0:
+		return fmt.Sprintf("%dGiB", n/(unit*unit*unit))
+	case n >= unit*unit && n%(unit*unit) == 0:
+		return fmt.Sprintf("%dMiB", n/(unit*unit))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
