@@ -9,8 +9,8 @@ import (
 	"io"
 
 	"github.com/containerd/containerd/v2/client"
-	docker "github.com/distribution/reference"
 	"github.com/containerd/errdefs"
+	docker "github.com/distribution/reference"
 )
 
 // Pull policies.
@@ -20,9 +20,17 @@ const (
 	PullNever   = "never"
 )
 
-// ErrNotPresent is returned by Ensure when the image is absent and the
-// policy forbids pulling.
+// ErrNotPresent is matched (errors.Is) by the error Ensure returns when the
+// image is absent and the policy forbids pulling.
 var ErrNotPresent = errors.New("image not present")
+
+type notPresentError struct{ name, ref string }
+
+func (e *notPresentError) Error() string {
+	return fmt.Sprintf("image %q is not in containerd and --pull never forbids pulling: load it with `sbxrun load -i FILE` or pull it with `sbxrun pull %s`", e.name, e.ref)
+}
+
+func (e *notPresentError) Is(target error) bool { return target == ErrNotPresent }
 
 // Normalize turns a Docker-style reference ("alpine", "ubuntu:24.04") into
 // containerd's full form ("docker.io/library/alpine:latest").
@@ -52,7 +60,7 @@ func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter stri
 		case !errdefs.IsNotFound(err):
 			return nil, fmt.Errorf("looking up image %q: %w", name, err)
 		case policy == PullNever:
-			return nil, fmt.Errorf("%w: image %q is not in containerd and --pull never forbids pulling: load it with `sbxrun load -i FILE` or pull it with `sbxrun pull %s`", ErrNotPresent, name, ref)
+			return nil, &notPresentError{name: name, ref: ref}
 		}
 	}
 	return Pull(ctx, c, name, snapshotter, out)

@@ -253,13 +253,23 @@ func assertGone(t *testing.T, name string) {
 	}
 }
 
+// snapshotOf reports whether snapshot key belongs to container id: it is the
+// id, or the id followed by "-" and a hex suffix.
+func snapshotOf(key, id string) bool {
+	if key == id {
+		return true
+	}
+	rest, ok := strings.CutPrefix(key, id+"-")
+	return ok && rest != "" && strings.Trim(rest, "0123456789abcdef") == ""
+}
+
 // activeSnapshots returns the keys of the active (container) snapshots in
-// ctx's namespace whose key contains substr.
-func activeSnapshots(t *testing.T, ctx context.Context, substr string) []string {
+// ctx's namespace that belong to container id ("" for all of them).
+func activeSnapshots(t *testing.T, ctx context.Context, id string) []string {
 	t.Helper()
 	var keys []string
 	err := harness.client.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-		if info.Kind != snapshots.KindCommitted && strings.Contains(info.Name, substr) {
+		if info.Kind != snapshots.KindCommitted && (id == "" || snapshotOf(info.Name, id)) {
 			keys = append(keys, info.Name)
 		}
 		return nil

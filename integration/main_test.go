@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -48,12 +49,16 @@ var harness struct {
 	baseImage, plainImage string
 	// client talks to the private containerd for leak checks.
 	client *client.Client
+	// runtimeSpecDir is the runtime-spec module's directory (its JSON
+	// schema), found before the tests change HOME.
+	runtimeSpecDir string
 }
 
 func TestMain(m *testing.M) {
 	// containerd is started with Pdeathsig; keep the thread that forks it
 	// alive for the whole run so the signal only fires when the test dies.
 	runtime.LockOSThread()
+	raiseParallelism()
 	ctd, err := setup()
 	if err != nil {
 		harness.err = err
@@ -67,6 +72,18 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// raiseParallelism runs up to 8 tests at once unless -test.parallel was
+// given: the tests mostly wait on containerd and runc, so more than
+// GOMAXPROCS of them fit on a small machine.
+func raiseParallelism() {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set && runtime.GOMAXPROCS(0) < 8 {
+		_ = flag.Set("test.parallel", "8")
+	}
 }
 
 // requireHarness fails t when TestMain could not set up the environment.
@@ -110,13 +127,29 @@ func setup() (*exec.Cmd, error) {
 	}
 	harness.sbxrun = filepath.Join(root, "bin", "sbxrun")
 	mkimage := filepath.Join(root, "bin", "mkimage")
-	for out, pkg := range map[string]string{harness.sbxrun: "./cmd/sbxrun", mkimage: "./hack/mkimage"} {
+	builds := map[string]string{harness.sbxrun: "./cmd/sbxrun", mkimage: "./hack/mkimage"}
+	// SBXRUN_TEST_BINARY tests an sbxrun built elsewhere.
+	if bin := os.Getenv("SBXRUN_TEST_BINARY"); bin != "" {
+		if harness.sbxrun, err = filepath.Abs(bin); err != nil {
+			return nil, err
+		}
+		builds = map[string]string{mkimage: "./hack/mkimage"}
+	}
+	for out, pkg := range builds {
 		cmd := exec.Command(goTool(), "build", "-o", out, pkg)
 		cmd.Dir = modRoot
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 		}
 	}
+
+	cmd := exec.Command(goTool(), "list", "-m", "-f", "{{.Dir}}", "github.com/opencontainers/runtime-spec")
+	cmd.Dir = modRoot
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("locating the runtime-spec module (go list -m): %w", err)
+	}
+	harness.runtimeSpecDir = strings.TrimSpace(string(out))
 
 	harness.baseImage = filepath.Join(root, "images", "base.tar")
 	harness.plainImage = filepath.Join(root, "images", "plain.tar")

@@ -227,8 +227,14 @@ func TestSignalForwarding(t *testing.T) {
 		want   int
 		output string
 	}{
+		// Repeated: a signal that arrives right after the workload starts
+		// must be forwarded too.
 		{"sigterm", false, syscall.SIGTERM, 42, "got-TERM"},
+		{"sigterm-2", false, syscall.SIGTERM, 42, "got-TERM"},
+		{"sigterm-3", false, syscall.SIGTERM, 42, "got-TERM"},
 		{"sigint", false, syscall.SIGINT, 43, "got-INT"},
+		{"sigint-2", false, syscall.SIGINT, 43, "got-INT"},
+		{"sigint-3", false, syscall.SIGINT, 43, "got-INT"},
 		{"sigterm-tty", true, syscall.SIGTERM, 42, "got-TERM"},
 		{"sigint-tty", true, syscall.SIGINT, 43, "got-INT"},
 	}
@@ -294,6 +300,30 @@ func TestTTY(t *testing.T) {
 			t.Errorf("stdout %q, want tty-no", stdout)
 		}
 	})
+	t.Run("resize", func(t *testing.T) {
+		t.Parallel()
+		name := nameFor(t)
+		p, out := startTTY(t, "run", "--pull", "never", "--name", name, "-t", "-i", "base", "--", "sh", "-c",
+			`echo ready; while read x; do stty size; [ "$x" = q ] && exit 0; done`)
+		waitOutput(t, p, out, "ready", 30*time.Second)
+		// Resizing the terminal sends SIGWINCH to sbxrun, which resizes
+		// the sandbox's terminal.
+		if err := out.master.Resize(console.WinSize{Height: 40, Width: 120}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(10*time.Second, func() bool {
+			_, _ = out.master.Write([]byte("x\r"))
+			time.Sleep(100 * time.Millisecond)
+			return strings.Contains(out.String(), "40 120")
+		})
+		_, _ = out.master.Write([]byte("q\r"))
+		code := p.wait(t, 30*time.Second)
+		expect(t, "resize", code, 0, out.String(), p.stderr.String())
+		if !strings.Contains(out.String(), "40 120") {
+			t.Errorf("after resizing the terminal to 40x120 the sandbox still sees %q", out.String())
+		}
+		assertGone(t, name)
+	})
 	t.Run("exit-code", func(t *testing.T) {
 		t.Parallel()
 		name := nameFor(t)
@@ -305,7 +335,11 @@ func TestTTY(t *testing.T) {
 }
 
 // ptyOut collects what the workload writes to the terminal.
-type ptyOut struct{ syncBuffer }
+type ptyOut struct {
+	syncBuffer
+	// master is the terminal's master side, to resize it or type.
+	master console.Console
+}
 
 // startTTY starts sbxrun with a new pseudo-terminal (30 rows, 100 columns)
 // as its controlling terminal, stdin, stdout and stderr.
@@ -323,7 +357,7 @@ func startTTY(t *testing.T, args ...string) (*proc, *ptyOut) {
 		master.Close()
 		t.Fatalf("opening %q: %v", slavePath, err)
 	}
-	out := &ptyOut{}
+	out := &ptyOut{master: master}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)

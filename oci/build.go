@@ -41,9 +41,11 @@ const (
 //  1. image config merged under the sandbox: args, env, workdir, user
 //  2. process: args, env, cwd, terminal, user, then HOME for root
 //  3. hostname
-//  4. namespaces: the host's network for "host"; "none" keeps the new one
-//  5. mounts: binds and tmpfs (replacing a default mount at the same
-//     destination), /etc/hosts and /etc/resolv.conf, the /dev/shm size
+//  4. namespaces: the host's network for "host"; "none" keeps the new one;
+//     a private cgroup namespace when asked
+//  5. mounts: /sys/fs/cgroup read-only (unless NoCgroups), binds and tmpfs
+//     (replacing a default mount at the same destination), /etc/hosts and
+//     /etc/resolv.conf, the /dev/shm size
 //  6. read-only root filesystem
 //  7. resources: memory and swap, CPU quota, pids limit
 //  8. capabilities: add and drop, Docker's rules
@@ -79,6 +81,9 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 	}
 	if s.Network == "" || s.Network == "host" {
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace))
+	}
+	if s.CgroupNamespace {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.CgroupNamespace}))
 	}
 	opts = append(opts, withMounts(s))
 	if s.ShmSize > 0 {
@@ -278,7 +283,8 @@ func withDefaultHome(_ context.Context, _ oci.Client, _ *containers.Container, s
 	return nil
 }
 
-// withMounts adds the sandbox's mounts and the hosts and resolv.conf binds.
+// withMounts adds the read-only cgroup filesystem, the sandbox's mounts and
+// the hosts and resolv.conf binds.
 // A default mount at the same destination is replaced; the sandbox's
 // mounts are ordered parents first (Docker's order), so -v a:/w and
 // -v b:/w/x work in any order.
@@ -298,6 +304,16 @@ func withMounts(sb *Sandbox) oci.SpecOpts {
 		}
 	}
 	sort.SliceStable(mounts, func(i, j int) bool { return depth(mounts[i].Destination) < depth(mounts[j].Destination) })
+	if !sb.NoCgroups {
+		// As Docker: the sandbox sees its own limits (JVMs, Go's GOMAXPROCS
+		// and nproc-style tools read them); WithPrivileged makes it writable.
+		mounts = append([]specs.Mount{{
+			Destination: "/sys/fs/cgroup",
+			Type:        "cgroup",
+			Source:      "cgroup",
+			Options:     []string{"ro", "nosuid", "noexec", "nodev"},
+		}}, mounts...)
+	}
 
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		kept := s.Mounts[:0:0]

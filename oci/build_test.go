@@ -2,6 +2,7 @@ package oci
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/apparmor"
 	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -65,7 +67,7 @@ func TestBuildProcess(t *testing.T) {
 		s        Sandbox
 		img      ocispec.ImageConfig
 		wantArgs []string
-		wantEnv  map[string]string // keys that must have these values; "" value with absent=true below
+		wantEnv  map[string]string // keys that must have these values
 		noEnv    []string          // keys that must be absent
 		wantCwd  string
 		wantUID  uint32
@@ -96,9 +98,9 @@ func TestBuildProcess(t *testing.T) {
 			wantArgs: []string{"ls"}, wantCwd: "/srv",
 		},
 		{
-			name: "sandbox env wins and PATH defaults",
-			s:    Sandbox{Env: []string{"SHARED=sandbox", "HOME=/home/x", "NEW=1", "NEW=2"}, Workdir: "/workspace/", Hostname: "box", Terminal: true},
-			img:  ocispec.ImageConfig{Cmd: []string{"sh"}, Env: []string{"SHARED=image", "BROKEN"}},
+			name:     "sandbox env wins and PATH defaults",
+			s:        Sandbox{Env: []string{"SHARED=sandbox", "HOME=/home/x", "NEW=1", "NEW=2"}, Workdir: "/workspace/", Hostname: "box", Terminal: true},
+			img:      ocispec.ImageConfig{Cmd: []string{"sh"}, Env: []string{"SHARED=image", "BROKEN"}},
 			wantArgs: []string{"sh"},
 			wantEnv:  map[string]string{"PATH": DefaultPath, "SHARED": "sandbox", "HOME": "/home/x", "NEW": "2", "HOSTNAME": "box", "TERM": "xterm"},
 			noEnv:    []string{"BROKEN"},
@@ -391,39 +393,218 @@ func TestBuildResources(t *testing.T) {
 
 // show prints a resource section with its pointers followed.
 func show(v any) string {
-	switch x := v.(type) {
-	case *specs.LinuxMemory:
-		if x == nil {
-			return "nil"
-		}
-		return strings.Join([]string{"limit=" + deref(x.Limit), "swap=" + deref(x.Swap)}, " ")
-	case *specs.LinuxCPU:
-		if x == nil {
-			return "nil"
-		}
-		p := "nil"
-		if x.Period != nil {
-			p = strings.TrimSpace(strings.Repeat(" ", 0) + itoa(int64(*x.Period)))
-		}
-		return "quota=" + deref(x.Quota) + " period=" + p
-	case *specs.LinuxPids:
-		if x == nil {
-			return "nil"
-		}
-		return "limit=" + deref(x.Limit)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err.Error()
 	}
-	return "?"
+	return string(b)
 }
 
-func deref(p *int64) string {
-	if p == nil {
-		return "nil"
+func TestBuildCapabilities(t *testing.T) {
+	without := func(caps []string, drop ...string) []string {
+		return slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return slices.Contains(drop, c) })
 	}
-	return itoa(*p)
+	tests := []struct {
+		name string
+		s    Sandbox
+		want []string
+	}{
+		{name: "default 14", s: Sandbox{}, want: defaultCaps},
+		{name: "add", s: Sandbox{CapAdd: []string{"sys_ptrace", "CAP_NET_ADMIN", "chown"}}, want: append(slices.Clone(defaultCaps), "CAP_SYS_PTRACE", "CAP_NET_ADMIN")},
+		{name: "drop", s: Sandbox{CapDrop: []string{"net_raw", "Cap_Mknod"}}, want: without(defaultCaps, "CAP_NET_RAW", "CAP_MKNOD")},
+		{name: "drop then add back", s: Sandbox{CapAdd: []string{"NET_RAW"}, CapDrop: []string{"NET_RAW"}}, want: append(without(defaultCaps, "CAP_NET_RAW"), "CAP_NET_RAW")},
+		{name: "drop all, add one", s: Sandbox{CapDrop: []string{"all"}, CapAdd: []string{"chown"}}, want: []string{"CAP_CHOWN"}},
+		{name: "drop all", s: Sandbox{CapDrop: []string{"ALL"}}, want: nil},
+		{name: "add all less one", s: Sandbox{CapAdd: []string{"ALL"}, CapDrop: []string{"sys_admin"}}, want: without(cap.Known(), "CAP_SYS_ADMIN")},
+		{name: "add all wins over drop all", s: Sandbox{CapAdd: []string{"all"}, CapDrop: []string{"all"}}, want: cap.Known()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := generate(t, &tt.s, ocispec.ImageConfig{Cmd: []string{"sh"}}).Process.Capabilities
+			for set, got := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted} {
+				if len(got) != len(tt.want) || (len(got) > 0 && !reflect.DeepEqual(got, tt.want)) {
+					t.Errorf("%s = %q, want %q", set, got, tt.want)
+				}
+			}
+			if len(c.Inheritable) != 0 || len(c.Ambient) != 0 {
+				t.Errorf("inheritable %q, ambient %q: want none", c.Inheritable, c.Ambient)
+			}
+		})
+	}
 }
 
-func itoa(v int64) string {
-	return strings.TrimSpace(strings.ReplaceAll(string(rune(0)), "\x00", "")) + func() string {
-		return fmtInt(v)
-	}()
+// seccompAllows reports whether the profile allows the syscall by name.
+func seccompAllows(sc *specs.LinuxSeccomp, name string) bool {
+	for _, r := range sc.Syscalls {
+		if r.Action == specs.ActAllow && slices.Contains(r.Names, name) && len(r.Args) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBuildSecurity(t *testing.T) {
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "seccomp.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_LOG"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		s           Sandbox
+		nnp         bool
+		seccomp     specs.LinuxSeccompAction // "" means no seccomp
+		privileged  bool
+		readonly    bool
+		hostNetwork bool
+	}{
+		{name: "defaults", s: Sandbox{NoNewPrivileges: true}, nnp: true, seccomp: specs.ActErrno, hostNetwork: true},
+		{name: "new privileges allowed", s: Sandbox{}, seccomp: specs.ActErrno, hostNetwork: true},
+		{name: "network none", s: Sandbox{Network: "none", NoNewPrivileges: true}, nnp: true, seccomp: specs.ActErrno},
+		{name: "network host", s: Sandbox{Network: "host"}, seccomp: specs.ActErrno, hostNetwork: true},
+		{name: "seccomp unconfined", s: Sandbox{Seccomp: "unconfined", NoNewPrivileges: true}, nnp: true, hostNetwork: true},
+		{name: "seccomp file", s: Sandbox{Seccomp: profile}, seccomp: specs.ActLog, hostNetwork: true},
+		{name: "read-only root", s: Sandbox{ReadOnly: true}, seccomp: specs.ActErrno, readonly: true, hostNetwork: true},
+		{name: "privileged", s: Sandbox{Privileged: true, CapAdd: []string{"SYS_ADMIN"}, NoNewPrivileges: true}, nnp: true, privileged: true, hostNetwork: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := generate(t, &tt.s, ocispec.ImageConfig{Cmd: []string{"sh"}})
+			if spec.Process.NoNewPrivileges != tt.nnp {
+				t.Errorf("noNewPrivileges = %v, want %v", spec.Process.NoNewPrivileges, tt.nnp)
+			}
+			switch sc := spec.Linux.Seccomp; {
+			case tt.seccomp == "" && sc != nil:
+				t.Errorf("seccomp = %s, want none", sc.DefaultAction)
+			case tt.seccomp != "" && (sc == nil || sc.DefaultAction != tt.seccomp):
+				t.Errorf("seccomp = %+v, want default action %s", sc, tt.seccomp)
+			}
+			if spec.Root.Readonly != tt.readonly {
+				t.Errorf("root.readonly = %v, want %v", spec.Root.Readonly, tt.readonly)
+			}
+			hasNetNS := slices.ContainsFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+			if hasNetNS == tt.hostNetwork {
+				t.Errorf("network namespace present = %v, want %v", hasNetNS, !tt.hostNetwork)
+			}
+			for _, ns := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace} {
+				if !slices.ContainsFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == ns }) {
+					t.Errorf("namespace %s missing", ns)
+				}
+			}
+			if tt.privileged {
+				current, err := cap.Current()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(spec.Process.Capabilities.Bounding, current) {
+					t.Errorf("privileged bounding caps = %q, want the caller's %q", spec.Process.Capabilities.Bounding, current)
+				}
+				if len(spec.Linux.MaskedPaths) != 0 || len(spec.Linux.ReadonlyPaths) != 0 {
+					t.Errorf("privileged masked %q, read-only %q: want none", spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths)
+				}
+				if d := spec.Linux.Resources.Devices; len(d) != 1 || !d[0].Allow || d[0].Access != "rwm" {
+					t.Errorf("privileged device cgroup = %+v, want allow all", d)
+				}
+				if len(spec.Linux.Devices) == 0 {
+					t.Error("privileged sandbox has no host devices")
+				}
+				if spec.Process.ApparmorProfile != "" {
+					t.Errorf("privileged apparmor = %q, want none", spec.Process.ApparmorProfile)
+				}
+			} else {
+				if len(spec.Linux.MaskedPaths) == 0 || len(spec.Linux.ReadonlyPaths) == 0 {
+					t.Error("masked or read-only paths of the default spec are gone")
+				}
+				if len(spec.Linux.Devices) != 0 {
+					t.Errorf("devices = %+v, want none beyond runc's defaults", spec.Linux.Devices)
+				}
+			}
+		})
+	}
+}
+
+// TestBuildSeccompAfterCapabilities shows seccomp sees the final
+// capabilities: the default profile allows fsopen only with CAP_SYS_ADMIN.
+func TestBuildSeccompAfterCapabilities(t *testing.T) {
+	for _, tt := range []struct {
+		add  []string
+		want bool
+	}{{add: nil, want: false}, {add: []string{"sys_admin"}, want: true}} {
+		spec := generate(t, &Sandbox{CapAdd: tt.add}, ocispec.ImageConfig{Cmd: []string{"sh"}})
+		if got := seccompAllows(spec.Linux.Seccomp, "fsopen"); got != tt.want {
+			t.Errorf("cap-add %q: seccomp allows fsopen = %v, want %v", tt.add, got, tt.want)
+		}
+	}
+}
+
+func TestBuildAppArmor(t *testing.T) {
+	if apparmor.HostSupports() {
+		t.Log("host has AppArmor: checking named profiles only (the default would be loaded into the kernel)")
+		spec := generate(t, &Sandbox{AppArmor: "my-profile"}, ocispec.ImageConfig{Cmd: []string{"sh"}})
+		if spec.Process.ApparmorProfile != "my-profile" {
+			t.Errorf("apparmor = %q, want my-profile", spec.Process.ApparmorProfile)
+		}
+		return
+	}
+	for _, s := range []Sandbox{{}, {AppArmor: "unconfined"}, {Privileged: true, AppArmor: "x"}} {
+		spec := generate(t, &s, ocispec.ImageConfig{Cmd: []string{"sh"}})
+		if spec.Process.ApparmorProfile != "" {
+			t.Errorf("%+v: apparmor = %q on a host without AppArmor, want none", s, spec.Process.ApparmorProfile)
+		}
+	}
+}
+
+func TestBuildHostnameAndAnnotations(t *testing.T) {
+	tests := []struct {
+		s    Sandbox
+		want string
+	}{
+		{s: Sandbox{ID: "t1"}, want: "t1"},
+		{s: Sandbox{ID: "t1", Hostname: "box"}, want: "box"},
+		{s: Sandbox{}, want: ""},
+	}
+	for _, tt := range tests {
+		spec := generate(t, &tt.s, ocispec.ImageConfig{Cmd: []string{"sh"}})
+		if spec.Hostname != tt.want {
+			t.Errorf("%+v: hostname = %q, want %q", tt.s, spec.Hostname, tt.want)
+		}
+	}
+	spec := generate(t, &Sandbox{Annotations: map[string]string{"org.sbxrun.profile": "base"}}, ocispec.ImageConfig{Cmd: []string{"sh"}})
+	if spec.Annotations["org.sbxrun.profile"] != "base" {
+		t.Errorf("annotations = %v, want org.sbxrun.profile=base", spec.Annotations)
+	}
+}
+
+func TestBuildCgroupMountAndNamespace(t *testing.T) {
+	tests := []struct {
+		name     string
+		s        Sandbox
+		mount    []string // nil means no /sys/fs/cgroup mount
+		cgroupNS bool
+	}{
+		{name: "default", s: Sandbox{}, mount: []string{"ro", "nosuid", "noexec", "nodev"}},
+		{name: "private cgroup namespace", s: Sandbox{CgroupNamespace: true}, mount: []string{"ro", "nosuid", "noexec", "nodev"}, cgroupNS: true},
+		{name: "privileged is writable", s: Sandbox{Privileged: true}, mount: []string{"rw", "nosuid", "noexec", "nodev"}},
+		{name: "no cgroups", s: Sandbox{NoCgroups: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := generate(t, &tt.s, ocispec.ImageConfig{Cmd: []string{"sh"}})
+			got := mountAt(spec, "/sys/fs/cgroup")
+			switch {
+			case tt.mount == nil && len(got) != 0:
+				t.Errorf("/sys/fs/cgroup mounted: %+v, want no mount", got)
+			case tt.mount != nil && (len(got) != 1 || got[0].Type != "cgroup" || !reflect.DeepEqual(got[0].Options, tt.mount)):
+				t.Errorf("/sys/fs/cgroup = %+v, want one cgroup mount with options %q", got, tt.mount)
+			}
+			if tt.mount != nil && slices.IndexFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys" }) >
+				slices.IndexFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" }) {
+				t.Error("/sys/fs/cgroup is mounted before /sys")
+			}
+			hasNS := slices.ContainsFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.CgroupNamespace })
+			if hasNS != tt.cgroupNS {
+				t.Errorf("cgroup namespace = %v, want %v", hasNS, tt.cgroupNS)
+			}
+		})
+	}
 }

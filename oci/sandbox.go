@@ -56,6 +56,10 @@ type Sandbox struct {
 	// NoCgroups leaves linux.resources empty and cgroupsPath unset (rootless
 	// cgroup v1, where any cgroup setting fails).
 	NoCgroups bool
+	// CgroupNamespace gives the sandbox a private cgroup namespace, Docker's
+	// default on cgroup v2 hosts (the runtime sets it there; on v1 Docker
+	// shares the host's).
+	CgroupNamespace bool
 
 	// Network is "host" or "none" ("" is host).
 	Network string

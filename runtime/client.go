@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/log"
 )
 
 // DefaultAddress is containerd's rootful socket.
@@ -32,6 +34,8 @@ type Global struct {
 	// Debug prints more detail on errors.
 	Debug bool
 }
+
+var quietLogs sync.Once
 
 // ResolveAddress picks the daemon address: the explicit one, then
 // SBXRUN_ADDRESS, CONTAINERD_ADDRESS, then DefaultAddress.
@@ -77,6 +81,15 @@ func (g *Global) stateDir() string {
 // connect dials containerd and returns a client plus a context carrying the
 // namespace. A missing or dead socket is one line that names the fix.
 func (g *Global) connect(ctx context.Context) (*client.Client, context.Context, error) {
+	quietLogs.Do(func() {
+		// The containerd client logs retries through logrus; sbxrun reports
+		// errors itself, so only --debug shows them.
+		if g.Debug {
+			_ = log.SetLevel("debug")
+		} else {
+			_ = log.SetLevel("fatal")
+		}
+	})
 	addr := ResolveAddress(g.Address)
 	ns := g.namespace()
 	if err := validNamespace(ns); err != nil {

@@ -27,6 +27,9 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	}
 	defer c.Close()
 	removed, err := collect(ctx, c, g.stateDir())
+	if more, _ := collectMarked(ctx, c, g.stateDir()); len(more) > 0 {
+		removed = append(removed, more...)
+	}
 	for _, id := range removed {
 		fmt.Fprintf(out, "removed %s\n", id)
 	}
@@ -53,17 +56,19 @@ func collect(ctx context.Context, c *client.Client, stateDir string) ([]string, 
 	return removed, nil
 }
 
-// removeIfOrphan removes container id when its owner is gone.
-func removeIfOrphan(ctx context.Context, c *client.Client, id string) (bool, error) {
+// removeIfOrphan removes container id when its owner is gone. It reports
+// whether it removed it, and whether the name is free now.
+func removeIfOrphan(ctx context.Context, c *client.Client, id, stateDir string) (removed, free bool, err error) {
 	ctr, err := c.LoadContainer(ctx, id)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			// Removed in between: the name is free again.
-			return true, nil
+			return false, true, nil
 		}
-		return false, err
+		return false, false, err
 	}
-	return removeIfOrphanContainer(ctx, c, ctr, "")
+	removed, err = removeIfOrphanContainer(ctx, c, ctr, stateDir)
+	return removed, removed, err
 }
 
 func removeIfOrphanContainer(ctx context.Context, c *client.Client, ctr client.Container, stateDir string) (bool, error) {
@@ -91,9 +96,12 @@ func removeIfOrphanContainer(ctx context.Context, c *client.Client, ctr client.C
 	if err := remove(ctx, c, ctr, true); err != nil {
 		return false, err
 	}
-	if stateDir != "" && labels[LabelDetached] == "true" {
+	if stateDir != "" {
 		ns, _ := namespaceOf(ctx)
-		_ = os.Remove(logPath(stateDir, ns, ctr.ID()))
+		_ = os.Remove(filepath.Join(stateDir, "owners", ns, ctr.ID()))
+		if labels[LabelDetached] == "true" {
+			_ = os.Remove(logPath(stateDir, ns, ctr.ID()))
+		}
 	}
 	return true, nil
 }
@@ -155,4 +163,65 @@ func oomKilled(sb *oci.Sandbox) bool {
 		}
 	}
 	return false
+}
+
+// A marker is a small file per live sandbox under STATE/owners/NS/ID naming
+// its owner. Runs read these instead of listing containerd, so looking for
+// orphans costs a directory read when there are none.
+type marker struct{ path string }
+
+func newMarker(stateDir, ns, id string, detached bool) *marker {
+	dir := filepath.Join(stateDir, "owners", ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil
+	}
+	l := ownerLabels()
+	content := fmt.Sprintf("%s %s %s %t\n", l[LabelOwnerPID], l[LabelOwnerStart], l[LabelBootID], detached)
+	p := filepath.Join(dir, id)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		return nil
+	}
+	return &marker{path: p}
+}
+
+func (m *marker) remove() {
+	if m != nil {
+		_ = os.Remove(m.path)
+	}
+}
+
+// collectMarked removes the orphans that markers point at: sandboxes whose
+// sbxrun is gone, and ended detached --rm sandboxes.
+func collectMarked(ctx context.Context, c *client.Client, stateDir string) ([]string, error) {
+	ns, _ := namespaceOf(ctx)
+	dir := filepath.Join(stateDir, "owners", ns)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil
+	}
+	var removed []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) != 4 {
+			_ = os.Remove(p)
+			continue
+		}
+		if f[3] != "true" && ownerAlive(map[string]string{LabelOwnerPID: f[0], LabelOwnerStart: f[1], LabelBootID: f[2]}) {
+			continue
+		}
+		ok, free, err := removeIfOrphan(ctx, c, e.Name(), stateDir)
+		if err != nil || !free {
+			continue
+		}
+		_ = os.Remove(p)
+		if ok {
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -206,7 +207,7 @@ func Stop(ctx context.Context, g *Global, name string, timeout time.Duration) er
 		if err := remove(ctx, c, ctr, true); err != nil {
 			return withCode(ExitFailed, err)
 		}
-		_ = os.Remove(logPath(g.stateDir(), g.namespace(), name))
+		g.forget(name)
 	}
 	return nil
 }
@@ -246,7 +247,7 @@ func Remove(ctx context.Context, g *Global, names []string, force bool) error {
 		if err := remove(cctx, c, ctr, force); err != nil {
 			errs = append(errs, err)
 		} else {
-			_ = os.Remove(logPath(g.stateDir(), g.namespace(), name))
+			g.forget(name)
 		}
 		c.Close()
 	}
@@ -423,4 +424,11 @@ func parseSignal(s string) (syscall.Signal, error) {
 
 func namespaceOf(ctx context.Context) (string, bool) {
 	return namespaces.Namespace(ctx)
+}
+
+// forget removes sbxrun's own files about a removed sandbox: its log and
+// owner marker.
+func (g *Global) forget(name string) {
+	_ = os.Remove(logPath(g.stateDir(), g.namespace(), name))
+	_ = os.Remove(filepath.Join(g.stateDir(), "owners", g.namespace(), name))
 }

@@ -43,7 +43,8 @@ func procStart(pid int) string {
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state); start time is field 22.
-	if len(f) < 20 {
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		// A zombie has ended: it cannot own anything any more.
 		return ""
 	}
 	return f[19]

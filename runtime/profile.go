@@ -130,7 +130,7 @@ func (m *MountSpec) UnmarshalYAML(unmarshal func(any) error) error {
 
 // homeMarker stands in for a "~" target while oci.ParseVolume, which wants an
 // absolute destination, parses the "-v" form.
-const homeMarker = "/\x00sbxrun-home"
+const homeMarker = "/__sbxrun_home__"
 
 // ParseMountSpec parses the "-v" form SRC:DST[:OPTS] (oci.ParseVolume) into
 // a bind MountSpec. Unlike docker, DST may be "~"-relative: the sandbox

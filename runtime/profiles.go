@@ -220,20 +220,20 @@ func (p *Profiles) Description(name string) string {
 // image reference (no "/" or ":").
 var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
-// parseProfileFile decodes one profile file strictly. The AST is walked
+// parseProfileFile decodes one profile file strictly: a mapping with the
+// key "profiles" and any keys starting with "x-" (ignored: a place for YAML
+// anchors). The AST is walked
 // first, for key lines, unknown keys and scalar types with messages naming
 // the profile; goccy's strict decoder then fills the structs (its errors
 // carry the line too); values are checked last.
-func parseProfileFile(file string, data []byte) (layers []fileLayer, err error) {
-	defer func() {
-		// A parser bug must not take sbxrun down with a stack trace.
-		if r := recover(); r != nil {
-			layers, err = nil, badConfigf("%s: cannot parse YAML (%v): check the file's syntax", file, r)
-		}
-	}()
-	astFile, err := parser.ParseBytes(data, 0)
+func parseProfileFile(file string, data []byte) ([]fileLayer, error) {
+	var astFile *ast.File
+	err := guardYAML(file, func() (err error) {
+		astFile, err = parser.ParseBytes(data, 0)
+		return err
+	})
 	if err != nil {
-		return nil, yamlError(file, err)
+		return nil, err
 	}
 	w := &walker{file: file, lines: map[string]map[string]int{}}
 	if err := w.walkFile(astFile); err != nil {
@@ -243,14 +243,18 @@ func parseProfileFile(file string, data []byte) (layers []fileLayer, err error) 
 	var doc struct {
 		Profiles map[string]*Profile `yaml:"profiles"`
 	}
-	if err := yaml.UnmarshalWithOptions(data, &doc, yaml.Strict()); err != nil {
-		return nil, yamlError(file, err)
+	err = guardYAML(file, func() error {
+		return yaml.UnmarshalWithOptions(data, &doc, yaml.Strict(), yaml.AllowFieldPrefixes("x-"))
+	})
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, 0, len(doc.Profiles))
 	for n := range doc.Profiles {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var layers []fileLayer
 	for _, name := range names {
 		prof := doc.Profiles[name]
 		if prof == nil {
@@ -281,13 +285,56 @@ func parseProfileFile(file string, data []byte) (layers []fileLayer, err error) 
 	return layers, nil
 }
 
+// guardYAML runs a goccy call, turning its errors into "FILE:LINE: message"
+// and a panic inside it into an error: a parser bug must not take sbxrun
+// down with a stack trace.
+func guardYAML(file string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = badConfigf("%s: cannot parse YAML (%v): check the file's syntax", file, r)
+		}
+	}()
+	if err := f(); err != nil {
+		return yamlError(file, err)
+	}
+	return nil
+}
+
 // yamlError turns a goccy error into "FILE:LINE: message".
 func yamlError(file string, err error) error {
 	var ye yaml.Error
-	if errors.As(err, &ye) && ye.GetToken() != nil {
-		return badConfigf("%s:%d: %s", file, ye.GetToken().Position.Line, ye.GetMessage())
+	if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
+		msg := ye.GetMessage()
+		var te *yaml.TypeError
+		if errors.As(err, &te) && te.SrcType != nil && te.DstType != nil {
+			msg = fmt.Sprintf("wrong type: %s where %s is expected", typeWord(te.SrcType), typeWord(te.DstType))
+		}
+		return badConfigf("%s:%d: %s", file, ye.GetToken().Position.Line, msg)
 	}
 	return badConfigf("%s: %w", file, err)
+}
+
+// typeWord names a Go type as YAML would.
+func typeWord(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a mapping"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a " + t.String()
 }
 
 // keyKind is the YAML shape a profile key takes.
@@ -357,12 +404,16 @@ func (w *walker) errorf(n ast.Node, format string, a ...any) error {
 
 func (w *walker) walkFile(f *ast.File) error {
 	var body ast.Node
-	for i, doc := range f.Docs {
+	for _, doc := range f.Docs {
 		if doc == nil || doc.Body == nil {
 			continue
 		}
 		if body != nil {
-			return w.errorf(f.Docs[i], "more than one YAML document: put every profile under one \"profiles:\" key")
+			at := ast.Node(doc)
+			if doc.Start != nil {
+				at = ast.Node(&ast.StringNode{BaseNode: &ast.BaseNode{}, Token: doc.Start})
+			}
+			return w.errorf(at, "more than one YAML document: put every profile under one \"profiles:\" key")
 		}
 		body = doc.Body
 	}
@@ -379,12 +430,11 @@ func (w *walker) walkFile(f *ast.File) error {
 		if !ok {
 			return w.errorf(mv, "keys must be plain strings")
 		}
-		switch key {
-		case "<<":
-			continue
-		case "profiles":
-		default:
-			return w.errorf(mv, "unknown top-level key %q: profiles go under \"profiles:\"", key)
+		switch {
+		case key == "<<" || strings.HasPrefix(key, "x-"):
+			continue // x-NAME: a place for YAML anchors, as in Docker Compose
+		case key != "profiles":
+			return w.errorf(mv, "unknown top-level key %q: profiles go under \"profiles:\" (keys starting with \"x-\" are free for YAML anchors)", key)
 		}
 		profiles := unwrap(mv.Value)
 		if profiles == nil || isNull(profiles) || isAlias(profiles) {
@@ -431,7 +481,7 @@ func (w *walker) profile(name string, pv *ast.MappingValueNode) error {
 		}
 		kind, known := profileKeys[key]
 		if !known {
-			return w.errorf(mv, "unknown key %q in profile %q%s", key, name, suggest(key, profileKeys))
+			return w.errorf(mv, "unknown key %q in profile %q%s", key, name, suggestProfileKey(key))
 		}
 		lines[key] = line(mv)
 		v := unwrap(mv.Value)
@@ -703,6 +753,22 @@ func line(n ast.Node) int {
 		return tk.Position.Line
 	}
 	return 0
+}
+
+// dockerKeys maps the names Docker Compose uses to sbxrun's keys.
+var dockerKeys = map[string]string{
+	"volumes": "mounts", "environment": "env", "working_dir": "workdir",
+	"mem_limit": "memory", "memswap_limit": "memory_swap", "network_mode": "network",
+	"read_only_rootfs": "read_only", "stop_grace_period": "stop_timeout",
+}
+
+// suggestProfileKey offers the sbxrun key for a misspelt or Docker Compose
+// one.
+func suggestProfileKey(key string) string {
+	if k, ok := dockerKeys[key]; ok {
+		return fmt.Sprintf(": sbxrun calls it %q", k)
+	}
+	return suggest(key, profileKeys)
 }
 
 // suggest offers the closest known key to a misspelt one.

@@ -254,7 +254,7 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 			return fail("user", fmt.Errorf("invalid user %q: use uid[:gid] or name[:group]", *p.User))
 		}
 	}
-	for _, k := range sortedKeys(p.Env) {
+	for _, k := range sortedMapKeys(p.Env) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return fail("env."+k, fmt.Errorf("invalid environment variable name %q: use a name without \"=\"", k))
 		}
@@ -297,7 +297,7 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 	if p.StopTimeout != nil && *p.StopTimeout < 0 {
 		return fail("stop_timeout", fmt.Errorf("invalid stop timeout %d: use seconds, 0 or more", *p.StopTimeout))
 	}
-	for _, k := range sortedKeys(p.Labels) {
+	for _, k := range sortedMapKeys(p.Labels) {
 		if k == "" {
 			return fail("labels", errors.New("empty label name: use NAME: value"))
 		}
@@ -385,16 +385,16 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 		sb.Entrypoint = slices.Clone(p.Entrypoint)
 		sb.EntrypointSet = true
 	}
-	for _, k := range sortedKeys(p.Env) {
+	for _, k := range sortedMapKeys(p.Env) {
 		sb.Env = append(sb.Env, k+"="+p.Env[k])
 	}
-	deref(&sb.User, p.User)
-	deref(&sb.Hostname, p.Hostname)
-	deref(&sb.Network, p.Network)
-	deref(&sb.ReadOnly, p.ReadOnly)
-	deref(&sb.Privileged, p.Privileged)
-	deref(&sb.CPUs, p.CPUs)
-	deref(&sb.PidsLimit, p.PidsLimit)
+	copyIfSet(&sb.User, p.User)
+	copyIfSet(&sb.Hostname, p.Hostname)
+	copyIfSet(&sb.Network, p.Network)
+	copyIfSet(&sb.ReadOnly, p.ReadOnly)
+	copyIfSet(&sb.Privileged, p.Privileged)
+	copyIfSet(&sb.CPUs, p.CPUs)
+	copyIfSet(&sb.PidsLimit, p.PidsLimit)
 	if sb.PidsLimit < 0 {
 		sb.PidsLimit = 0 // -1: no limit, as in Docker
 	}
@@ -493,8 +493,8 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 	return sb, nil
 }
 
-// deref copies *v into *dst when v is set.
-func deref[T any](dst *T, v *T) {
+// copyIfSet copies *v into *dst when v is set.
+func copyIfSet[T any](dst *T, v *T) {
 	if v != nil {
 		*dst = *v
 	}
@@ -561,8 +561,8 @@ func expandSource(s string, h HostEnv) (string, error) {
 	return filepath.Join(h.Cwd, s), nil
 }
 
-// sortedKeys returns m's keys in order.
-func sortedKeys(m map[string]string) []string {
+// sortedMapKeys returns m's keys in order.
+func sortedMapKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -594,7 +594,7 @@ func (r *Resolved) Describe(w io.Writer) error {
 		case reflect.Map:
 			add(key+":", "")
 			m := f.Interface().(map[string]string)
-			for _, k := range sortedKeys(m) {
+			for _, k := range sortedMapKeys(m) {
 				text, err := yamlFlow(map[string]string{k: m[k]})
 				if err != nil {
 					return err

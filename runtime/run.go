@@ -283,10 +283,12 @@ func Spec(ctx context.Context, o *RunOptions, w io.Writer) error {
 // Run runs one sandbox to completion (or starts it, with Detach) and returns
 // nil for exit 0 or an *ExitError with the status sbxrun must exit with.
 func Run(ctx context.Context, o *RunOptions) error {
+	tr := newTracer(o.Debug, o.Stderr)
 	p, err := o.prepare()
 	if err != nil {
 		return withCode(ExitFailed, err)
 	}
+	tr.mark("prepare")
 
 	// Signals: before the workload starts, a terminating signal cancels the
 	// run and everything created so far is removed; after, signals go to
@@ -340,6 +342,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 
 	c, ctx, err := o.connect(ctx)
+	tr.mark("connect")
 	if err != nil {
 		return fail(err)
 	}
@@ -348,7 +351,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	gcDone := make(chan struct{})
 	go func() {
 		defer close(gcDone)
-		_, _ = collect(context.WithoutCancel(ctx), c, "")
+		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir())
 	}()
 	defer func() { <-gcDone }()
 
@@ -356,6 +359,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return fail(o.hintProfile(err, p))
 	}
+	tr.mark("image")
 	is, err := img.Spec(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("reading config of image %q: %w", img.Name(), err))
@@ -368,14 +372,18 @@ func Run(ctx context.Context, o *RunOptions) error {
 		return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	}
 
-	container, err := createContainer(ctx, c, p.sb.ID, img, opts, o.labels(p))
+	tr.mark("spec")
+	container, err := createContainer(ctx, c, o.stateDir(), p.sb.ID, img, opts, o.labels(p))
+	tr.mark("create")
 	if err != nil {
 		return fail(err)
 	}
+	mark := newMarker(o.stateDir(), o.namespace(), p.sb.ID, o.Detach)
 	removeContainer := func() {
 		cctx, done := cleanupCtx()
 		defer done()
 		_ = container.Delete(cctx, client.WithSnapshotCleanup)
+		mark.remove()
 	}
 
 	// I/O.
@@ -414,6 +422,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 
 	task, err := container.NewTask(ctx, ioc)
+	tr.mark("task")
 	if err != nil {
 		removeContainer()
 		if s := early.Load(); s != 0 {
@@ -448,6 +457,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		}
 		return classifyStart(err)
 	}
+	tr.mark("start")
 	started.Store(&task)
 	if o.Detach {
 		fmt.Fprintln(o.Stdout, p.sb.ID)
@@ -458,6 +468,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 
 	st := <-statusC
+	tr.mark("exit")
 	code, _, err := st.Result()
 	if err != nil {
 		code = ExitFailed
@@ -471,11 +482,14 @@ func Run(ctx context.Context, o *RunOptions) error {
 		fmt.Fprintf(o.Stderr, "sbxrun: sandbox %s was OOM-killed: it reached its memory limit of %s (raise it with --memory)\n", p.sb.ID, humanBytes(p.sb.Memory))
 	}
 	_, _ = task.Delete(runCtx)
+	tr.mark("delete task")
+	mark.remove()
 	if o.Remove {
 		_ = container.Delete(runCtx, client.WithSnapshotCleanup)
 	} else {
 		_, _ = container.SetLabels(runCtx, map[string]string{LabelExitCode: strconv.Itoa(int(code))})
 	}
+	tr.mark("cleanup")
 	if code != 0 {
 		return &ExitError{Code: int(code)}
 	}
@@ -548,7 +562,7 @@ func (c *closingReader) setTask(t client.Process) {
 // createContainer creates the container, replacing an orphan of the same
 // name. Exactly one of several concurrent runs with one name wins; the
 // others get a conflict error and leave nothing behind.
-func createContainer(ctx context.Context, c *client.Client, id string, img client.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
+func createContainer(ctx context.Context, c *client.Client, stateDir, id string, img client.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
 	for attempt := 0; ; attempt++ {
 		snap := id + "-" + randHex(4)
 		ctr, err := c.NewContainer(ctx, id,
@@ -566,7 +580,7 @@ func createContainer(ctx context.Context, c *client.Client, id string, img clien
 			return nil, fmt.Errorf("creating sandbox %q: %w", id, err)
 		}
 		if attempt == 0 {
-			if removed, _ := removeIfOrphan(ctx, c, id); removed {
+			if _, free, _ := removeIfOrphan(ctx, c, id, stateDir); free {
 				continue
 			}
 		}
@@ -623,4 +637,29 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%dMiB", n/(unit*unit))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// tracer prints how long each phase of a run took, with --debug.
+type tracer struct {
+	w    io.Writer
+	last time.Time
+}
+
+func newTracer(on bool, w io.Writer) *tracer {
+	if !on {
+		return nil
+	}
+	if w == nil {
+		w = os.Stderr
+	}
+	return &tracer{w: w, last: time.Now()}
+}
+
+func (t *tracer) mark(phase string) {
+	if t == nil {
+		return
+	}
+	now := time.Now()
+	fmt.Fprintf(t.w, "sbxrun: debug: %-12s %6.1fms\n", phase, float64(now.Sub(t.last).Microseconds())/1000)
+	t.last = now
 }
