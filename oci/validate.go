@@ -237,6 +237,8 @@ func (s *Sandbox) validateResources() error {
 	case s.MemorySwap > 0 && s.MemorySwap < s.Memory:
 		return invalidf("memory-swap %s is below the memory limit %s: memory-swap is memory plus swap, so set it to at least the memory limit, or -1 for unlimited swap",
 			units.BytesSize(float64(s.MemorySwap)), units.BytesSize(float64(s.Memory)))
+	case s.MemorySwap > 0 && s.NoSwapLimit:
+		return invalidf("this host cannot limit swap (cgroup v1 without swap accounting), so --memory-swap would be ignored: boot the kernel with swapaccount=1, or drop --memory-swap")
 	}
 	if s.CPUs != 0 {
 		n := runtime.NumCPU()

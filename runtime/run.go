@@ -136,6 +136,8 @@ func (o *RunOptions) prepare() (*prepared, error) {
 		sb.Args = o.Args
 	}
 	sb.AllowUnsafeMounts = sb.AllowUnsafeMounts || o.AllowUnsafeMounts
+	sb.Terminal = o.TTY && !o.Detach
+	applyCgroupFacts(sb)
 	if err := o.hostFiles(sb); err != nil {
 		return nil, err
 	}
@@ -215,9 +217,6 @@ func (o *RunOptions) specOpts(p *prepared, img ocispec.ImageConfig) ([]ctrdoci.S
 	opts, err := oci.Build(p.sb, img)
 	if err != nil {
 		return nil, err
-	}
-	if o.TTY && !o.Detach {
-		opts = append(opts, ctrdoci.WithTTY)
 	}
 	return opts, nil
 }
@@ -662,4 +661,32 @@ func (t *tracer) mark(phase string) {
 	now := time.Now()
 	fmt.Fprintf(t.w, "sbxrun: debug: %-12s %6.1fms\n", phase, float64(now.Sub(t.last).Microseconds())/1000)
 	t.last = now
+}
+
+// cgroup facts of this host, read once per process.
+var (
+	cgroupV2 = sync.OnceValue(func() bool {
+		_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+		return err == nil
+	})
+	// swapAccounting is false on cgroup v1 hosts booted without swap
+	// accounting, where runc fails on any swap limit.
+	swapAccounting = sync.OnceValue(func() bool {
+		if cgroupV2() {
+			return true
+		}
+		_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+		return err == nil
+	})
+)
+
+// applyCgroupFacts adapts the sandbox to the host's cgroup setup: a private
+// cgroup namespace on v2 (Docker's default there), and no swap limit on v1
+// hosts without swap accounting.
+func applyCgroupFacts(sb *oci.Sandbox) {
+	if sb.NoCgroups {
+		return
+	}
+	sb.CgroupNamespace = cgroupV2()
+	sb.NoSwapLimit = !swapAccounting()
 }
