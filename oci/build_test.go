@@ -351,7 +351,7 @@ func TestBuildResources(t *testing.T) {
 		{name: "memory, swap twice", s: Sandbox{Memory: 512 << 20}, memory: &specs.LinuxMemory{Limit: i64(512 << 20), Swap: i64(1 << 30)}, cgroups: "/test/t1", resources: true},
 		{name: "memory and swap", s: Sandbox{Memory: 512 << 20, MemorySwap: 768 << 20}, memory: &specs.LinuxMemory{Limit: i64(512 << 20), Swap: i64(768 << 20)}, cgroups: "/test/t1", resources: true},
 		{name: "unlimited swap", s: Sandbox{Memory: 512 << 20, MemorySwap: -1}, memory: &specs.LinuxMemory{Limit: i64(512 << 20), Swap: i64(-1)}, cgroups: "/test/t1", resources: true},
-		{name: "no swap limit on this host", s: Sandbox{Memory: 512 << 20, MemorySwap: 1 << 30, NoSwapLimit: true}, memory: &specs.LinuxMemory{Limit: i64(512 << 20)}, cgroups: "/test/t1", resources: true},
+		{name: "no swap limit on this host", s: Sandbox{Memory: 512 << 20, NoSwapLimit: true}, memory: &specs.LinuxMemory{Limit: i64(512 << 20)}, cgroups: "/test/t1", resources: true},
 		{name: "cpus", s: Sandbox{CPUs: 1.5}, cpu: &specs.LinuxCPU{Quota: i64(150000), Period: u64(100000)}, cgroups: "/test/t1", resources: true},
 		{name: "tiny cpus", s: Sandbox{CPUs: 0.01}, cpu: &specs.LinuxCPU{Quota: i64(1000), Period: u64(100000)}, cgroups: "/test/t1", resources: true},
 		{name: "pids", s: Sandbox{PidsLimit: 100}, pids: &specs.LinuxPids{Limit: i64(100)}, cgroups: "/test/t1", resources: true},
