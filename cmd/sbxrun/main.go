@@ -10,6 +10,12 @@ import (
 )
 
 func main() {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "sbxrun: internal error: %v; please report it with the output of --debug\n", r)
+			os.Exit(runtime.ExitFailed)
+		}
+	}()
 	app := newApp()
 	err := app.RunContext(context.Background(), rewriteArgs(app, os.Args))
 	code := runtime.ExitCode(err)

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRewriteArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"shorthand", "sbxrun base -- make test", "sbxrun run base -- make test"},
+		{"shorthand flags after profile", "sbxrun base --memory 8g -- make test", "sbxrun run --memory 8g base -- make test"},
+		{"run flags before and after", "sbxrun run --memory 8g base -e A=1 -- python3 x.py", "sbxrun run --memory 8g -e A=1 base -- python3 x.py"},
+		{"same either side", "sbxrun run base --memory 8g -- cmd", "sbxrun run --memory 8g base -- cmd"},
+		{"global flags first", "sbxrun --address /s --namespace ns base -- true", "sbxrun --address /s --namespace ns run base -- true"},
+		{"global flag with =", "sbxrun --address=/s base -- true", "sbxrun --address=/s run base -- true"},
+		{"docker style command without --", "sbxrun run alpine echo -n hi", "sbxrun run alpine -- echo -n hi"},
+		{"flags after -- untouched", "sbxrun base -- ls --memory 3", "sbxrun run base -- ls --memory 3"},
+		{"bool flag does not eat the profile", "sbxrun run --rm base -- true", "sbxrun run --rm base -- true"},
+		{"combined short flags", "sbxrun run -it base -- sh", "sbxrun run -it base -- sh"},
+		{"short flag with value", "sbxrun base -v /a:/b -w /b -- ls", "sbxrun run -v /a:/b -w /b base -- ls"},
+		{"spec like run", "sbxrun spec model-dev --memory 1g -- python3 x.py", "sbxrun spec --memory 1g model-dev -- python3 x.py"},
+		{"other commands untouched", "sbxrun ps -a --format json", "sbxrun ps -a --format json"},
+		{"exec untouched", "sbxrun exec box -- sh", "sbxrun exec box -- sh"},
+		{"image reference shorthand", "sbxrun docker.io/library/alpine:3 -- sh", "sbxrun run docker.io/library/alpine:3 -- sh"},
+		{"no target", "sbxrun run --rm", "sbxrun run --rm"},
+		{"only globals", "sbxrun --debug", "sbxrun --debug"},
+	}
+	app := newApp()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(rewriteArgs(app, strings.Fields(tt.in)), " ")
+			if got != tt.want {
+				t.Errorf("rewriteArgs(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFlagLayer parses real command lines through the app and checks the
+// profile layer the flags become.
+func TestFlagLayer(t *testing.T) {
+	t.Setenv("FROM_HOST", "host-value")
+	app := newApp()
+	var got *runOptionsResult
+	for _, c := range app.Commands {
+		if c.Name == "run" {
+			c.Action = captureRun(&got)
+		}
+	}
+	args := strings.Fields("sbxrun base --name box -m 512m --cpus 1.5 --pids-limit 50 -e A=1 -e FROM_HOST -e UNSET_VAR_X -v /src:/dst:ro --net none --rm=false --read-only --cap-drop ALL --cap-add NET_BIND_SERVICE --label team=ml -- echo hi")
+	if err := app.Run(rewriteArgs(app, args)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	o, p := got.opts, got.opts.Flags
+	if o.Target != "base" || o.Name != "box" || o.Remove || !reflect.DeepEqual(o.Args, []string{"echo", "hi"}) {
+		t.Errorf("options = target %q name %q rm %v args %q", o.Target, o.Name, o.Remove, o.Args)
+	}
+	if *p.Memory != "512m" || *p.CPUs != 1.5 || *p.PidsLimit != 50 || *p.Network != "none" || !*p.ReadOnly {
+		t.Errorf("limits = %v %v %v %v %v", *p.Memory, *p.CPUs, *p.PidsLimit, *p.Network, *p.ReadOnly)
+	}
+	wantEnv := map[string]string{"A": "1", "FROM_HOST": "host-value"}
+	if !reflect.DeepEqual(p.Env, wantEnv) {
+		t.Errorf("env = %v, want %v", p.Env, wantEnv)
+	}
+	if len(p.Mounts) != 1 || p.Mounts[0].Source != "/src" || p.Mounts[0].Target != "/dst" || !p.Mounts[0].ReadOnly {
+		t.Errorf("mounts = %+v", p.Mounts)
+	}
+	if !reflect.DeepEqual(p.CapDrop, []string{"ALL"}) || !reflect.DeepEqual(p.CapAdd, []string{"NET_BIND_SERVICE"}) || p.Labels["team"] != "ml" {
+		t.Errorf("caps/labels = %v %v %v", p.CapDrop, p.CapAdd, p.Labels)
+	}
+	if p.Workdir != nil || p.User != nil || p.Image != nil {
+		t.Errorf("unset flags must stay nil: workdir %v user %v image %v", p.Workdir, p.User, p.Image)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	tests := []struct{ args, want string }{
+		{"sbxrun base -e =x -- true", "invalid -e"},
+		{"sbxrun base --label sbxrun.rm=false -- true", "invalid --label"},
+		{"sbxrun base -v nocolon -- true", "nocolon"},
+		{"sbxrun base --env-file /nonexistent/file -- true", "/nonexistent/file"},
+		{"sbxrun base -d -t -- true", "-d cannot be combined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			app := newApp()
+			var got *runOptionsResult
+			for _, c := range app.Commands {
+				if c.Name == "run" {
+					c.Action = captureRun(&got)
+				}
+			}
+			err := app.Run(rewriteArgs(app, strings.Fields(tt.args)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+// TestLayering enforces the layering rule: nothing below cmd/ imports the
+// CLI library.
+func TestLayering(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../runtime", "../../oci", "../../images", "../../hooks").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v: %s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "github.com/urfave/cli") {
+			t.Errorf("a package below cmd/ depends on %s", pkg)
+		}
+	}
+}
