@@ -36,7 +36,7 @@ image: ## build the small local sandbox image (busybox) as bin/sandbox-base.tar
 	@mkdir -p bin
 	$(GO) run ./hack/mkimage -o bin/sandbox-base.tar -ref ghcr.io/sbxrun/base:latest
 
-demo: build image ## start a private containerd under .sbxrun-dev, load the local image, run a sandbox
+demo: deps build image ## start a private containerd under .sbxrun-dev, load the local image, run a sandbox
 	hack/containerd.sh start $(DEMO_DIR) >/dev/null
 	SBXRUN_ADDRESS=$(DEMO_DIR)/containerd.sock $(BIN) load -i bin/sandbox-base.tar
 	SBXRUN_ADDRESS=$(DEMO_DIR)/containerd.sock $(BIN) base --pull never -- sh -c 'echo "hello from $$(hostname) in $$(pwd) as $$(id -un)"; ls /workspace | head -5'

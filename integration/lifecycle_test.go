@@ -328,3 +328,29 @@ func TestParallelRuns(t *testing.T) {
 		assertGone(t, name)
 	}
 }
+
+// TestForeground drives a sandbox that runs in the foreground from a second
+// sbxrun: exec beside it, then stop it; the foreground run reports the
+// kill and cleans up.
+func TestForeground(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	name := nameFor(t)
+	p := start(t, opts{}, "run", "--pull", "never", "--name", name, "--stop-timeout", "1", "base", "--", "sh", "-c", loopScript)
+	waitOutput(t, p, p.stdout, "ready", 30*time.Second)
+	if e, ok := psFind(t, name); !ok || e.Status != "running" || e.Profile != "base" || e.PID <= 0 {
+		t.Errorf("sbxrun ps -a: %+v (listed: %v), want running, profile base, a pid", e, ok)
+	}
+	stdout, stderr, code := run(t, "exec", name, "--", "sh", "-c", "echo beside; cat /proc/1/cmdline | tr '\\0' ' '")
+	expect(t, "sbxrun exec beside a foreground sandbox", code, 0, stdout, stderr)
+	if !strings.HasPrefix(stdout, "beside\nsh -c ") {
+		t.Errorf("exec stdout %q, want \"beside\" and PID 1 being the workload's sh", stdout)
+	}
+	stdout, stderr, code = runWith(t, opts{timeout: 30 * time.Second}, "stop", name)
+	expect(t, "sbxrun stop of a foreground sandbox", code, 0, stdout, stderr)
+	// PID 1 ignores SIGTERM, so stop ends it with SIGKILL after 1 s.
+	if got := p.wait(t, 30*time.Second); got != 137 {
+		t.Errorf("the foreground run after stop: exit %d, want 137; stderr %q", got, p.stderr.String())
+	}
+	assertGone(t, name)
+}

@@ -403,3 +403,33 @@ func startTTY(t *testing.T, args ...string) (*proc, *ptyOut) {
 	})
 	return p, out
 }
+
+// TestShorthand checks "sbxrun PROFILE|IMAGE [flags] [-- CMD]", with run
+// flags before and after the profile.
+func TestShorthand(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	tests := []struct {
+		name string
+		// args get "--name NAME" inserted after the profile.
+		before, after []string
+		want          string
+	}{
+		{"flags-after", nil, []string{"--pull", "never", "-e", "X=after", "--", "sh", "-c", "echo $X"}, "after\n"},
+		{"global-first", []string{"--debug"}, []string{"--pull=never", "-w", "/tmp", "--", "pwd"}, "/tmp\n"},
+		{"no-dashes", nil, []string{"--pull", "never", "-i"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			name := nameFor(t)
+			args := append(append(append([]string{}, tt.before...), "base", "--name", name), tt.after...)
+			stdout, stderr, code := run(t, args...)
+			assertGone(t, name)
+			expect(t, "sbxrun "+strings.Join(args, " "), code, 0, stdout, stderr)
+			if stdout != tt.want {
+				t.Errorf("stdout %q, want %q", stdout, tt.want)
+			}
+		})
+	}
+}

@@ -565,3 +565,40 @@ func TestLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestHomeFiles checks the base profile's read-only ~/.gitconfig and
+// ~/.ssh mounts, and that a home without them still runs.
+func TestHomeFiles(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, ".gitconfig"), []byte("[user]\n\tname = home test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(full, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(full, ".ssh", "known_hosts"), []byte("example.org ssh-ed25519 AAAA\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `cat /root/.gitconfig 2>/dev/null; cat /root/.ssh/known_hosts 2>/dev/null; echo x >> /root/.gitconfig 2>/dev/null || echo gitconfig-ro; echo ok`
+	tests := []struct {
+		name string
+		home string
+		want string
+	}{
+		{"present", full, "[user]\n\tname = home test\nexample.org ssh-ed25519 AAAA\ngitconfig-ro\nok\n"},
+		{"fresh-home", t.TempDir(), "ok\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := opts{env: []string{"HOME=" + tt.home, "XDG_CONFIG_HOME=" + filepath.Join(tt.home, ".config")}}
+			stdout, stderr, code := sandboxWith(t, o, nameFor(t), "base", "--", "sh", "-c", script)
+			expect(t, "base with HOME "+tt.name, code, 0, stdout, stderr)
+			if stdout != tt.want {
+				t.Errorf("stdout %q, want %q", stdout, tt.want)
+			}
+		})
+	}
+}

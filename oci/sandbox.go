@@ -82,6 +82,10 @@ type Sandbox struct {
 	// AllowUnsafeMounts lets bind mounts of the host's /, the containerd or
 	// Docker sockets and daemon state through (--allow-unsafe-mounts).
 	AllowUnsafeMounts bool
+	// ProtectedPaths are host paths refused as bind sources (like the
+	// built-in list of daemon sockets) unless AllowUnsafeMounts: the socket
+	// of the containerd this sandbox runs on, wherever it is.
+	ProtectedPaths []string
 	// Annotations are added to the spec.
 	Annotations map[string]string
 }

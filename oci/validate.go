@@ -43,7 +43,7 @@ var unsafeSources = []string{
 func (s *Sandbox) Validate() error {
 	seen := make(map[string]bool, len(s.Mounts))
 	for _, m := range s.Mounts {
-		if err := m.validate(s.AllowUnsafeMounts); err != nil {
+		if err := m.validate(s.AllowUnsafeMounts, s.ProtectedPaths); err != nil {
 			return err
 		}
 		dst := filepath.Clean(m.Destination)
@@ -115,7 +115,7 @@ func (s *Sandbox) Validate() error {
 }
 
 // validate checks one mount: its type, destination and, for binds, source.
-func (m Mount) validate(allowUnsafe bool) error {
+func (m Mount) validate(allowUnsafe bool, protected []string) error {
 	dst := m.Destination
 	if dst == "" {
 		return invalidf("mount of %q has no destination: give an absolute path inside the sandbox", m.Source)
@@ -136,7 +136,7 @@ func (m Mount) validate(allowUnsafe bool) error {
 			return err
 		}
 		if !allowUnsafe {
-			return checkSafe(m.Source)
+			return checkSafe(m.Source, protected)
 		}
 	case "tmpfs":
 		if m.Source != "" && m.Source != "tmpfs" {
@@ -167,7 +167,7 @@ func checkSource(what, p string) error {
 
 // checkSafe refuses a bind source that resolves to the host root or that
 // is, lies in, or contains a daemon socket or state directory.
-func checkSafe(src string) error {
+func checkSafe(src string, extra []string) error {
 	resolved, err := filepath.EvalSymlinks(src)
 	if err != nil {
 		return invalidf("bind mount source %q: %w", src, err)
@@ -176,7 +176,7 @@ func checkSafe(src string) error {
 	if resolved == "/" {
 		return invalidf("refusing to bind-mount the host's root %q: mount a subdirectory, or %s", src, override)
 	}
-	for _, u := range unsafeSources {
+	for _, u := range append(unsafeSources[:len(unsafeSources):len(unsafeSources)], extra...) {
 		for _, cand := range unsafeForms(u) {
 			if within(resolved, cand) || within(cand, resolved) {
 				return invalidf("refusing to bind-mount %q: it exposes %q (container daemon socket or state): mount something else, or %s", src, u, override)

@@ -95,6 +95,7 @@ func TestValidate(t *testing.T) {
 		{name: "swap unlimited", s: Sandbox{Memory: 64 << 20, MemorySwap: -1}},
 		{name: "swap equal to memory", s: Sandbox{Memory: 64 << 20, MemorySwap: 64 << 20}},
 		{name: "swap below memory", s: Sandbox{Memory: 64 << 20, MemorySwap: 32 << 20}, wantErr: "memory-swap 32MiB is below the memory limit 64MiB"},
+		{name: "protected path (the daemon socket in use)", s: Sandbox{Mounts: []Mount{{Source: os.TempDir(), Destination: "/x"}}, ProtectedPaths: []string{protectedSock}}, wantErr: "--allow-unsafe-mounts"},
 		{name: "swap limit the host cannot enforce", s: Sandbox{Memory: 64 << 20, MemorySwap: 128 << 20, NoSwapLimit: true}, wantErr: "cannot limit swap"},
 		{name: "swap without memory", s: Sandbox{MemorySwap: 1 << 30}, wantErr: "without a memory limit"},
 		{name: "swap below -1", s: Sandbox{Memory: 64 << 20, MemorySwap: -2}, wantErr: "invalid memory-swap"},
@@ -171,3 +172,7 @@ func TestNormalizeCap(t *testing.T) {
 		t.Error("normalizeCap(CAP_ALL) succeeded, want an error")
 	}
 }
+
+// protectedSock stands for the socket of a containerd outside the built-in
+// list (a private or rootless one); it need not exist.
+var protectedSock = filepath.Join(os.TempDir(), "sbxrun-validate-test", "containerd.sock")

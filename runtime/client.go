@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,7 +96,7 @@ func (g *Global) connect(ctx context.Context) (*client.Client, context.Context, 
 	if err := validNamespace(ns); err != nil {
 		return nil, ctx, err
 	}
-	if _, err := os.Stat(addr); err != nil {
+	if _, err := os.Stat(strings.TrimPrefix(addr, "unix://")); err != nil {
 		return nil, ctx, fmt.Errorf("cannot reach containerd: socket %q: %w; start containerd (systemctl start containerd, or `make demo` for a private one) or point --address/SBXRUN_ADDRESS at its socket", addr, errors.Unwrap(err))
 	}
 	c, err := client.New(addr, client.WithDefaultNamespace(ns), client.WithTimeout(5*time.Second))

@@ -27,7 +27,7 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	}
 	defer c.Close()
 	removed, err := collect(ctx, c, g.stateDir())
-	if more, _ := collectMarked(ctx, c, g.stateDir()); len(more) > 0 {
+	if more, _ := collectMarked(ctx, c, g.stateDir(), ""); len(more) > 0 {
 		removed = append(removed, more...)
 	}
 	for _, id := range removed {
@@ -192,7 +192,7 @@ func (m *marker) remove() {
 
 // collectMarked removes the orphans that markers point at: sandboxes whose
 // sbxrun is gone, and ended detached --rm sandboxes.
-func collectMarked(ctx context.Context, c *client.Client, stateDir string) ([]string, error) {
+func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string) ([]string, error) {
 	ns, _ := namespaceOf(ctx)
 	dir := filepath.Join(stateDir, "owners", ns)
 	entries, err := os.ReadDir(dir)
@@ -201,6 +201,9 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir string) ([]st
 	}
 	var removed []string
 	for _, e := range entries {
+		if e.Name() == skip {
+			continue
+		}
 		p := filepath.Join(dir, e.Name())
 		b, err := os.ReadFile(p)
 		if err != nil {

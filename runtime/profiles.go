@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/containerd/errdefs"
 	"github.com/goccy/go-yaml"
@@ -79,7 +81,7 @@ func LoadProfiles(opts LoadOptions) (*Profiles, error) {
 			continue // --config naming ./sbxrun.yaml: append lists once
 		}
 		seen[abs] = true
-		data, err := os.ReadFile(f.path)
+		data, err := readProfileFile(f.path)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && !f.required {
 				continue
@@ -98,6 +100,26 @@ func LoadProfiles(opts LoadOptions) (*Profiles, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// maxProfileFile bounds the size of a profile file.
+const maxProfileFile = 1 << 20
+
+// readProfileFile reads a profile file of at most maxProfileFile bytes.
+func readProfileFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxProfileFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxProfileFile {
+		return nil, fmt.Errorf("larger than %d bytes: is it the right file?", maxProfileFile)
+	}
+	return data, nil
 }
 
 // profileFile is one file to read.
@@ -227,6 +249,20 @@ var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // the profile; goccy's strict decoder then fills the structs (its errors
 // carry the line too); values are checked last.
 func parseProfileFile(file string, data []byte) ([]fileLayer, error) {
+	if !utf8.Valid(data) {
+		line := 1
+		for len(data) > 0 {
+			r, size := utf8.DecodeRune(data)
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			if r == '\n' {
+				line++
+			}
+			data = data[size:]
+		}
+		return nil, badConfigf("%s:%d: invalid UTF-8: save the file as UTF-8", file, line)
+	}
 	var astFile *ast.File
 	err := guardYAML(file, func() (err error) {
 		astFile, err = parser.ParseBytes(data, 0)
@@ -234,6 +270,11 @@ func parseProfileFile(file string, data []byte) ([]fileLayer, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, doc := range astFile.Docs {
+		if expandedSize(doc, map[string]int{}) > maxExpandedNodes {
+			return nil, badConfigf("%s: more than %d values once YAML aliases are expanded: simplify the file", file, maxExpandedNodes)
+		}
 	}
 	w := &walker{file: file, lines: map[string]map[string]int{}}
 	if err := w.walkFile(astFile); err != nil {
@@ -283,6 +324,60 @@ func parseProfileFile(file string, data []byte) ([]fileLayer, error) {
 		layers = append(layers, fileLayer{name: name, profile: *prof, lines: lines})
 	}
 	return layers, nil
+}
+
+// maxExpandedNodes bounds a profile file with its aliases expanded: a
+// "billion laughs" file would otherwise exhaust memory while decoding.
+const maxExpandedNodes = 100_000
+
+// expandedSize counts the nodes under n with every alias expanded, stopping
+// early past maxExpandedNodes. anchors holds the sizes of the anchors seen
+// so far (YAML defines an anchor before its aliases).
+func expandedSize(n ast.Node, anchors map[string]int) int {
+	if n == nil {
+		return 0
+	}
+	sum := func(nodes ...ast.Node) int {
+		total := 1
+		for _, c := range nodes {
+			total += expandedSize(c, anchors)
+			if total > maxExpandedNodes {
+				return maxExpandedNodes + 1
+			}
+		}
+		return total
+	}
+	switch t := n.(type) {
+	case *ast.DocumentNode:
+		return sum(t.Body)
+	case *ast.MappingNode:
+		nodes := make([]ast.Node, len(t.Values))
+		for i, v := range t.Values {
+			nodes[i] = v
+		}
+		return sum(nodes...)
+	case *ast.MappingValueNode:
+		return sum(t.Key, t.Value)
+	case *ast.MappingKeyNode:
+		return sum(t.Value)
+	case *ast.SequenceNode:
+		return sum(t.Values...)
+	case *ast.TagNode:
+		return sum(t.Value)
+	case *ast.AnchorNode:
+		size := sum(t.Value)
+		if t.Name != nil && t.Name.GetToken() != nil {
+			anchors[t.Name.GetToken().Value] = size
+		}
+		return size
+	case *ast.AliasNode:
+		if t.Value != nil && t.Value.GetToken() != nil {
+			if size, ok := anchors[t.Value.GetToken().Value]; ok {
+				return size
+			}
+		}
+	}
+	return 1
 }
 
 // guardYAML runs a goccy call, turning its errors into "FILE:LINE: message"

@@ -339,6 +339,23 @@ func TestLoadProfilesFiles(t *testing.T) {
 			t.Errorf("Sources[memory] = %q, want the absolute project file %q", r.Sources["memory"], want)
 		}
 	})
+	t.Run("alias bomb", func(t *testing.T) {
+		text := "x-a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+		for prev, c := 'a', 'b'; c <= 'i'; prev, c = c, c+1 {
+			text += fmt.Sprintf("x-%c: &%c [%s]\n", c, c, strings.Repeat("*"+string(prev)+", ", 9)+"*"+string(prev))
+		}
+		text += "profiles:\n  x:\n    command: *i\n"
+		_, file, err := loadConfig(t, text)
+		if err == nil || !strings.HasPrefix(err.Error(), file+": more than 100000 values") {
+			t.Errorf("err = %v, want the alias expansion refused", err)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		_, file, err := loadConfig(t, "profiles: {}\n"+strings.Repeat("# padding\n", maxProfileFile/10+1))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", file)) || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("err = %v, want the file refused as too large", err)
+		}
+	})
 	t.Run("same file twice is read once", func(t *testing.T) {
 		opts := profileFiles(t, "", "", "profiles:\n  base:\n    cap_add: [NET_ADMIN]\n", "")
 		opts.ConfigFile = opts.ProjectFile
@@ -476,6 +493,8 @@ var profileSeeds = []string{
 	"profiles: {x: {mounts: [{type: tmpfs, target: /t, options: [size=1m]}]}}",
 	"profiles:\n  x:\n    env: !!map {A: !!str 1.0}\n",
 	"---\n...\n",
+	"x-a: &a [a, b]\nx-b: &b [*a, *a]\nprofiles:\n  x:\n    command: *a\n    cap_add: *b\n",
+	"x-a: &a [*a]\nprofiles: {}\n",
 }
 
 func FuzzLoadProfiles(f *testing.F) {

@@ -10,12 +10,12 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/moby/sys/signal"
 
 	"github.com/sbxrun/sbxrun/oci"
@@ -93,6 +93,15 @@ func (p *Profiles) ResolveImage(ref string, flags *Profile) (*Resolved, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// ImageRef is the image to run, or an error with the fix for a profile
+// that names none.
+func (r *Resolved) ImageRef() (string, error) {
+	if r.Profile.Image == nil || *r.Profile.Image == "" {
+		return "", badConfigf("profile %q names no image: add \"image: REF\" or \"extends: base\" to it", r.Name)
+	}
+	return *r.Profile.Image, nil
 }
 
 // newResolved starts a resolution with sbxrun's defaults.
@@ -454,6 +463,9 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 			om.Type = "bind"
 		}
 		if om.Destination, err = expandTarget(m.Target, home); err != nil {
+			if m.Optional && errors.Is(err, errUnknownHome) {
+				continue // e.g. ~/.gitconfig for -u 1000: optional, so run without it
+			}
 			return nil, fail(key, err)
 		}
 		for _, o := range m.Options {
@@ -483,6 +495,12 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 				}
 			}
 		}
+		// Targets written differently ("~/.ssh", "/root/.ssh") may meet
+		// once expanded: the later layer's mount wins here too.
+		if i := slices.IndexFunc(sb.Mounts, func(o oci.Mount) bool { return o.Destination == om.Destination }); i >= 0 {
+			sb.Mounts[i] = om
+			continue
+		}
 		sb.Mounts = append(sb.Mounts, om)
 	}
 	for _, dir := range create {
@@ -499,6 +517,9 @@ func copyIfSet[T any](dst *T, v *T) {
 		*dst = *v
 	}
 }
+
+// errUnknownHome: "~" in a target cannot be expanded for a numeric user.
+var errUnknownHome = errors.New("cannot tell the home")
 
 // sandboxHome is the sandbox user's home, which "~" in a target means:
 // $HOME of the profile's env, else /root for root (or no user) and
@@ -519,7 +540,7 @@ func sandboxHome(p *Profile) (string, error) {
 	case name == "" || name == "root" || name == "0":
 		return "/root", nil
 	case strings.Trim(name, "0123456789") == "":
-		return "", fmt.Errorf("cannot tell the home of user %q for \"~\": set env HOME or use an absolute target", user)
+		return "", fmt.Errorf("%w of user %q for \"~\": set env HOME (-e HOME=/home/NAME) or use an absolute target", errUnknownHome, user)
 	}
 	return "/home/" + name, nil
 }
@@ -573,7 +594,7 @@ func sortedMapKeys(m map[string]string) []string {
 
 // Describe writes the resolved profile for "sbxrun profiles show NAME": a
 // YAML mapping with one "key: value   # source" line per value that is set,
-// in Profile's field order.
+// in Profile's field order. Read back, it decodes to r.Profile.
 func (r *Resolved) Describe(w io.Writer) error {
 	type row struct{ text, source string }
 	var rows []row
@@ -587,39 +608,21 @@ func (r *Resolved) Describe(w io.Writer) error {
 		if key == "extends" || f.IsZero() && !(f.Kind() == reflect.Slice && !f.IsNil()) {
 			continue
 		}
-		if f.Kind() == reflect.Pointer {
-			f = f.Elem()
-		}
-		switch f.Kind() {
-		case reflect.Map:
+		switch x := f.Interface().(type) {
+		case map[string]string:
 			add(key+":", "")
-			m := f.Interface().(map[string]string)
-			for _, k := range sortedMapKeys(m) {
-				text, err := yamlFlow(map[string]string{k: m[k]})
-				if err != nil {
-					return err
-				}
-				add("  "+strings.TrimSuffix(strings.TrimPrefix(text, "{"), "}"), key+"."+k)
+			for _, k := range sortedMapKeys(x) {
+				add("  "+yamlString(k)+": "+yamlString(x[k]), key+"."+k)
 			}
-		case reflect.Slice:
-			if mounts, ok := f.Interface().([]MountSpec); ok {
-				add(key+":", "")
-				for _, m := range mounts {
-					text, err := yamlFlow(m)
-					if err != nil {
-						return err
-					}
-					add("  - "+text, key+"."+m.mountKey())
-				}
-				continue
+		case []MountSpec:
+			add(key+":", "")
+			for _, m := range x {
+				add("  - "+m.yamlFlow(), key+"."+m.mountKey())
 			}
-			fallthrough
+		case []string:
+			add(key+": "+yamlList(x), key)
 		default:
-			text, err := yamlFlow(f.Interface())
-			if err != nil {
-				return err
-			}
-			add(key+": "+text, key)
+			add(key+": "+yamlScalar(f), key)
 		}
 	}
 
@@ -635,7 +638,7 @@ func (r *Resolved) Describe(w io.Writer) error {
 		if r.Profile.Image != nil {
 			image = *r.Profile.Image
 		}
-		fmt.Fprintf(&b, "# image %s, no profile\n", image)
+		fmt.Fprintf(&b, "# image %s, no profile\n", strings.ToValidUTF8(strings.ReplaceAll(image, "\n", " "), "?"))
 	} else {
 		fmt.Fprintf(&b, "# profile %s", r.Name)
 		if len(r.Chain) > 1 {
@@ -654,11 +657,72 @@ func (r *Resolved) Describe(w io.Writer) error {
 	return err
 }
 
-// yamlFlow renders v as one line of flow-style YAML, quoted where needed.
-func yamlFlow(v any) (string, error) {
-	b, err := yaml.MarshalWithOptions(v, yaml.Flow(true))
-	if err != nil {
-		return "", fmt.Errorf("describing profile: %w", err)
+// yamlFlow renders a mount in flow style, keys in field order.
+func (m MountSpec) yamlFlow() string {
+	var parts []string
+	if m.Type != "" {
+		parts = append(parts, "type: "+yamlString(m.Type))
 	}
-	return strings.TrimSuffix(string(b), "\n"), nil
+	if m.Source != "" {
+		parts = append(parts, "source: "+yamlString(m.Source))
+	}
+	parts = append(parts, "target: "+yamlString(m.Target))
+	for _, b := range []struct {
+		key string
+		set bool
+	}{{"readonly", m.ReadOnly}, {"create", m.Create}, {"optional", m.Optional}} {
+		if b.set {
+			parts = append(parts, b.key+": true")
+		}
+	}
+	if m.Options != nil {
+		parts = append(parts, "options: "+yamlList(m.Options))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// yamlList renders a flow list of strings.
+func yamlList(items []string) string {
+	quoted := make([]string, len(items))
+	for i, s := range items {
+		quoted[i] = yamlString(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}
+
+// yamlScalar renders a non-string scalar field (pointer or not).
+func yamlScalar(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return yamlString(v.String())
+	case reflect.Bool:
+		return strconv.FormatBool(v.Bool())
+	case reflect.Int, reflect.Int64:
+		return strconv.FormatInt(v.Int(), 10)
+	case reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+	}
+	return yamlString(fmt.Sprint(v.Interface()))
+}
+
+// plainSafe matches strings that YAML reads back as the same string when
+// written without quotes in block or flow context: words and paths, "." and
+// "./x", sizes such as 512m...
+var plainSafe = regexp.MustCompile(`^([A-Za-z_/~][A-Za-z0-9_/.~=+@%-]*|\.\.?(/[A-Za-z0-9_/.~=+@%-]*)?|[0-9]+[A-Za-z]+)$`)
+
+// ...unless YAML 1.1 or 1.2 gives them another meaning.
+var plainKeywords = map[string]bool{
+	"null": true, "true": true, "false": true, "yes": true, "no": true, "on": true, "off": true, "y": true, "n": true, "~": true,
+}
+
+// yamlString renders s as a YAML scalar: plain when that is unambiguous,
+// else double-quoted (Go's escapes are YAML's).
+func yamlString(s string) string {
+	if plainSafe.MatchString(s) && !plainKeywords[strings.ToLower(s)] {
+		return s
+	}
+	return strconv.Quote(s)
 }

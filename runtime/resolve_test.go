@@ -116,6 +116,8 @@ func TestSandboxExpansion(t *testing.T) {
 			[]oci.Mount{{Type: "bind", Source: "/s", Destination: "/opt/me/t"}}, ""},
 		{"tmpfs size in bytes", Profile{Mounts: []MountSpec{{Type: "tmpfs", Target: "/tmp", Options: []string{"size=64m", "noexec"}}}},
 			[]oci.Mount{{Type: "tmpfs", Destination: "/tmp", Options: []string{"size=67108864", "noexec"}}}, ""},
+		{"expanded targets that meet: the later wins", Profile{Mounts: []MountSpec{{Source: "/a", Target: "~/.ssh"}, {Source: "/b", Target: "/x"}, {Source: "/c", Target: "/root/.ssh/"}}},
+			[]oci.Mount{{Type: "bind", Source: "/c", Destination: "/root/.ssh"}, {Type: "bind", Source: "/b", Destination: "/x"}}, ""},
 		{"numeric user without HOME", Profile{User: pointerTo("1000"), Mounts: []MountSpec{{Source: "/s", Target: "~/t"}}},
 			nil, `cannot tell the home of user "1000"`},
 		{"~user source", Profile{Mounts: []MountSpec{{Source: "~bob/x", Target: "/t"}}},
@@ -336,6 +338,26 @@ func TestResolveFlagsAndImages(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !errdefs.IsInvalidArgument(err) {
 				t.Errorf("err = %v, want an invalid-argument error containing %q", err, tt.want)
 			}
+		}
+	})
+	t.Run("image ref", func(t *testing.T) {
+		r, err := p.Resolve("base", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref, err := r.ImageRef(); ref != ImageBase || err != nil {
+			t.Errorf("ImageRef() = %q, %v; want %q", ref, err, ImageBase)
+		}
+		q, _, err := loadConfig(t, "profiles:\n  bare: {memory: 1g}\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err = q.Resolve("bare", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.ImageRef(); err == nil || !strings.Contains(err.Error(), `profile "bare" names no image`) {
+			t.Errorf("ImageRef() err = %v, want the missing image named", err)
 		}
 	})
 	t.Run("flags do not change extends", func(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,6 +65,8 @@ type RunOptions struct {
 	// Stdin, Stdout and Stderr are the terminal streams; nil are os.Std*.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+
+	consoleSize *console.WinSize
 }
 
 // prepared is a run resolved and validated, before containerd is involved.
@@ -137,6 +138,7 @@ func (o *RunOptions) prepare() (*prepared, error) {
 	}
 	sb.AllowUnsafeMounts = sb.AllowUnsafeMounts || o.AllowUnsafeMounts
 	sb.Terminal = o.TTY && !o.Detach
+	sb.ProtectedPaths = append(sb.ProtectedPaths, strings.TrimPrefix(ResolveAddress(o.Address), "unix://"))
 	applyCgroupFacts(sb)
 	if err := o.hostFiles(sb); err != nil {
 		return nil, err
@@ -218,6 +220,9 @@ func (o *RunOptions) specOpts(p *prepared, img ocispec.ImageConfig) ([]ctrdoci.S
 	if err != nil {
 		return nil, err
 	}
+	if o.consoleSize != nil {
+		opts = append(opts, ctrdoci.WithTTYSize(int(o.consoleSize.Width), int(o.consoleSize.Height)))
+	}
 	return opts, nil
 }
 
@@ -289,52 +294,35 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 	tr.mark("prepare")
 
-	// Signals: before the workload starts, a terminating signal cancels the
-	// run and everything created so far is removed; after, signals go to
-	// the workload.
+	// The terminal, when the workload gets one: its size goes into the spec
+	// so the first thing the workload sees is already right.
+	var con console.Console
+	if o.TTY && !o.Detach {
+		con = console.Current()
+		if sz, err := con.Size(); err == nil && sz.Width > 0 {
+			o.consoleSize = &sz
+		}
+	}
+
+	// Signals: before the task exists, a terminating signal cancels the run
+	// and everything created so far is removed; while it starts, signals
+	// are held; once it runs, they go to the workload.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: o.SigProxy,
+		stop: func(t client.Task) { stopTask(context.WithoutCancel(ctx), t, p.stopSignal(), p.stopTimeout()) }}
 	sigc := make(chan os.Signal, 128)
 	signal.Notify(sigc)
 	defer signal.Stop(sigc)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		started  atomic.Pointer[client.Task]
-		early    atomic.Int32
-		con      console.Console
-		stopping atomic.Bool
-	)
 	go func() {
 		for s := range sigc {
-			sig, ok := s.(syscall.Signal)
-			if !ok {
-				continue
-			}
-			switch sig {
-			case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE:
-				continue
-			case syscall.SIGWINCH:
-				if t := started.Load(); t != nil && con != nil {
-					resize(context.WithoutCancel(ctx), *t, con)
-				}
-				continue
-			}
-			t := started.Load()
-			if t == nil {
-				if terminating(sig) {
-					early.Store(int32(sig))
-					cancel()
-				}
-				continue
-			}
-			if o.SigProxy {
-				_ = (*t).Kill(context.WithoutCancel(ctx), sig)
-			} else if terminating(sig) && stopping.CompareAndSwap(false, true) {
-				go stopTask(context.WithoutCancel(ctx), *t, p.stopSignal(), p.stopTimeout())
+			if sig, ok := s.(syscall.Signal); ok {
+				router.handle(sig)
 			}
 		}
 	}()
 	fail := func(err error) error {
-		if s := early.Load(); s != 0 {
+		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
 		}
 		return withCode(ExitFailed, err)
@@ -350,7 +338,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 	gcDone := make(chan struct{})
 	go func() {
 		defer close(gcDone)
-		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir())
+		// This run's own name is left to createContainer, which replaces an
+		// orphan of that name itself; two removers of one container race.
+		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir(), p.sb.ID)
 	}()
 	defer func() { <-gcDone }()
 
@@ -399,8 +389,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		}
 		_ = os.Remove(lp)
 		ioc = cio.LogFile(lp)
-	case o.TTY:
-		con = console.Current()
+	case con != nil:
 		if err := con.SetRaw(); err != nil {
 			removeContainer()
 			return fail(fmt.Errorf("setting the terminal to raw mode: %w; run without -t", err))
@@ -424,11 +413,12 @@ func Run(ctx context.Context, o *RunOptions) error {
 	tr.mark("task")
 	if err != nil {
 		removeContainer()
-		if s := early.Load(); s != 0 {
+		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
 		}
 		return classifyStart(err)
 	}
+	router.created(task)
 	deleteTask := func() {
 		cctx, done := cleanupCtx()
 		defer done()
@@ -448,22 +438,22 @@ func Run(ctx context.Context, o *RunOptions) error {
 		removeContainer()
 		return fail(ctx.Err())
 	}
+	if con != nil {
+		resize(ctx, task, con)
+	}
 	if err := task.Start(ctx); err != nil {
 		deleteTask()
 		removeContainer()
-		if s := early.Load(); s != 0 {
+		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
 		}
 		return classifyStart(err)
 	}
 	tr.mark("start")
-	started.Store(&task)
+	router.started()
 	if o.Detach {
 		fmt.Fprintln(o.Stdout, p.sb.ID)
 		return nil
-	}
-	if con != nil {
-		resize(ctx, task, con)
 	}
 
 	st := <-statusC
@@ -689,4 +679,81 @@ func applyCgroupFacts(sb *oci.Sandbox) {
 	}
 	sb.CgroupNamespace = cgroupV2()
 	sb.NoSwapLimit = !swapAccounting()
+}
+
+// signalRouter decides what a signal sbxrun receives does, by phase: before
+// the task exists a terminating signal aborts the run; between create and
+// start signals are held; after start they go to the workload (or, without
+// sig-proxy, a terminating one stops it).
+type signalRouter struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	con    console.Console
+	proxy  bool
+	stop   func(client.Task)
+
+	mu       sync.Mutex
+	task     client.Task
+	running  bool
+	pending  []syscall.Signal
+	early    syscall.Signal
+	stopping bool
+}
+
+func (r *signalRouter) handle(sig syscall.Signal) {
+	switch sig {
+	case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE:
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case sig == syscall.SIGWINCH:
+		if r.task != nil && r.con != nil {
+			resize(r.ctx, r.task, r.con)
+		}
+	case r.task == nil:
+		if terminating(sig) && r.early == 0 {
+			r.early = sig
+			r.cancel()
+		}
+	case !r.running:
+		r.pending = append(r.pending, sig)
+	default:
+		r.deliver(sig)
+	}
+}
+
+// deliver is called with r.mu held.
+func (r *signalRouter) deliver(sig syscall.Signal) {
+	if r.proxy {
+		_ = r.task.Kill(r.ctx, sig)
+		return
+	}
+	if terminating(sig) && !r.stopping {
+		r.stopping = true
+		go r.stop(r.task)
+	}
+}
+
+func (r *signalRouter) created(t client.Task) {
+	r.mu.Lock()
+	r.task = t
+	r.mu.Unlock()
+}
+
+func (r *signalRouter) started() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running = true
+	for _, s := range r.pending {
+		r.deliver(s)
+	}
+	r.pending = nil
+}
+
+func (r *signalRouter) earlySignal() syscall.Signal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.early
 }

@@ -6,16 +6,19 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// flagArity tells, for every name of flags, whether the flag takes a value.
-func flagArity(flags []cli.Flag) map[string]bool {
-	m := map[string]bool{}
+// flagArity tells, for every name of flags, whether the flag takes a value,
+// and maps every alias to the flag's primary name.
+func flagArity(flags []cli.Flag) (takesValue map[string]bool, primary map[string]string) {
+	takesValue, primary = map[string]bool{}, map[string]string{}
 	for _, f := range flags {
 		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			m[n] = !isBool
+		names := f.Names()
+		for _, n := range names {
+			takesValue[n] = !isBool
+			primary[n] = names[0]
 		}
 	}
-	return m
+	return takesValue, primary
 }
 
 // splitRunArgs implements the run grammar `[flags] TARGET [flags] [-- CMD...]`
@@ -24,16 +27,26 @@ func flagArity(flags []cli.Flag) map[string]bool {
 // the first word after TARGET that is not a flag; everything after that is
 // the command, untouched.
 func splitRunArgs(flags []cli.Flag, args []string) (flagArgs []string, target string, cmd []string, sawTarget bool) {
-	arity := flagArity(flags)
+	arity, primary := flagArity(flags)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			return flagArgs, target, args[i+1:], sawTarget
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			flagArgs = append(flagArgs, a)
 			name := strings.TrimLeft(a, "-")
-			if strings.Contains(name, "=") {
+			// Spell every flag by its primary name, so that "-e A=1 --env
+			// B=2" is one flag given twice, as Docker treats it (urfave/cli
+			// refuses two spellings of one flag).
+			n, value, hasValue := strings.Cut(name, "=")
+			if p, ok := primary[n]; ok {
+				a = "--" + p
+				if hasValue {
+					a += "=" + value
+				}
+			}
+			flagArgs = append(flagArgs, a)
+			if hasValue {
 				continue
 			}
 			takesValue, known := arity[name]
@@ -92,7 +105,7 @@ func rewriteArgs(app *cli.App, args []string) []string {
 		cmd = app.Command("run")
 		rest = args[i:]
 		out = append(out, "run")
-	case cmd.Name == "run" || cmd.Name == "spec":
+	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec":
 		out = append(out, word)
 	default:
 		return args

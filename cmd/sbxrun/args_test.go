@@ -15,7 +15,7 @@ func TestRewriteArgs(t *testing.T) {
 	}{
 		{"shorthand", "sbxrun base -- make test", "sbxrun run base -- make test"},
 		{"shorthand flags after profile", "sbxrun base --memory 8g -- make test", "sbxrun run --memory 8g base -- make test"},
-		{"run flags before and after", "sbxrun run --memory 8g base -e A=1 -- python3 x.py", "sbxrun run --memory 8g -e A=1 base -- python3 x.py"},
+		{"run flags before and after", "sbxrun run --memory 8g base -e A=1 -- python3 x.py", "sbxrun run --memory 8g --env A=1 base -- python3 x.py"},
 		{"same either side", "sbxrun run base --memory 8g -- cmd", "sbxrun run --memory 8g base -- cmd"},
 		{"global flags first", "sbxrun --address /s --namespace ns base -- true", "sbxrun --address /s --namespace ns run base -- true"},
 		{"global flag with =", "sbxrun --address=/s base -- true", "sbxrun --address=/s run base -- true"},
@@ -23,7 +23,9 @@ func TestRewriteArgs(t *testing.T) {
 		{"flags after -- untouched", "sbxrun base -- ls --memory 3", "sbxrun run base -- ls --memory 3"},
 		{"bool flag does not eat the profile", "sbxrun run --rm base -- true", "sbxrun run --rm base -- true"},
 		{"combined short flags", "sbxrun run -it base -- sh", "sbxrun run -it base -- sh"},
-		{"short flag with value", "sbxrun base -v /a:/b -w /b -- ls", "sbxrun run -v /a:/b -w /b base -- ls"},
+		{"short flag with value", "sbxrun base -v /a:/b -w /b -- ls", "sbxrun run --volume /a:/b --workdir /b base -- ls"},
+		{"short and long spelling of one flag", "sbxrun base -e A=1 --env B=2 -e=C=3 -- env", "sbxrun run --env A=1 --env B=2 --env=C=3 base -- env"},
+		{"exec flags after the name", "sbxrun exec box -e A=1 -- sh", "sbxrun exec --env A=1 box -- sh"},
 		{"spec like run", "sbxrun spec model-dev --memory 1g -- python3 x.py", "sbxrun spec --memory 1g model-dev -- python3 x.py"},
 		{"other commands untouched", "sbxrun ps -a --format json", "sbxrun ps -a --format json"},
 		{"exec untouched", "sbxrun exec box -- sh", "sbxrun exec box -- sh"},
@@ -53,7 +55,7 @@ func TestFlagLayer(t *testing.T) {
 			c.Action = captureRun(&got)
 		}
 	}
-	args := strings.Fields("sbxrun base --name box -m 512m --cpus 1.5 --pids-limit 50 -e A=1 -e FROM_HOST -e UNSET_VAR_X -v /src:/dst:ro --net none --rm=false --read-only --cap-drop ALL --cap-add NET_BIND_SERVICE --label team=ml -- echo hi")
+	args := strings.Fields("sbxrun base --name box -m 512m --cpus 1.5 --pids-limit 50 -e A=1 --env FROM_HOST -e UNSET_VAR_X -v /src:/dst:ro --net none --rm=false --read-only --cap-drop ALL --cap-add NET_BIND_SERVICE --label team=ml -- echo hi")
 	if err := app.Run(rewriteArgs(app, args)); err != nil {
 		t.Fatalf("run: %v", err)
 	}
