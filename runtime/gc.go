@@ -57,7 +57,8 @@ func collect(ctx context.Context, c *client.Client, stateDir string) ([]string, 
 }
 
 // removeIfOrphan removes container id when its owner is gone. It reports
-// whether it removed it, and whether the name is free now.
+// whether it removed it, and whether the name is free now. The caller holds
+// the namespace lock.
 func removeIfOrphan(ctx context.Context, c *client.Client, id, stateDir string) (removed, free bool, err error) {
 	ctr, err := c.LoadContainer(ctx, id)
 	if err != nil {
@@ -67,12 +68,30 @@ func removeIfOrphan(ctx context.Context, c *client.Client, id, stateDir string) 
 		}
 		return false, false, err
 	}
-	removed, err = removeIfOrphanContainer(ctx, c, ctr, stateDir)
+	removed, err = removeIfOrphanLocked(ctx, c, ctr, stateDir)
 	return removed, removed, err
 }
 
+// removeIfOrphanContainer takes the namespace lock and removes ctr if it
+// is an orphan. The lock makes the decision and the removal one step:
+// without it, a gc that judged an old container could delete the new
+// container a run created under the same name in between.
 func removeIfOrphanContainer(ctx context.Context, c *client.Client, ctr client.Container, stateDir string) (bool, error) {
+	unlock, err := lockNamespace(ctx, stateDir)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	return removeIfOrphanLocked(ctx, c, ctr, stateDir)
+}
+
+func removeIfOrphanLocked(ctx context.Context, c *client.Client, ctr client.Container, stateDir string) (bool, error) {
+	// Labels are read from the daemon now, under the lock, not from an
+	// earlier listing.
 	labels, err := ctr.Labels(ctx)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
@@ -201,7 +220,7 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string)
 	}
 	var removed []string
 	for _, e := range entries {
-		if e.Name() == skip {
+		if e.Name() == skip || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
@@ -217,7 +236,12 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string)
 		if f[3] != "true" && ownerAlive(map[string]string{LabelOwnerPID: f[0], LabelOwnerStart: f[1], LabelBootID: f[2]}) {
 			continue
 		}
+		unlock, err := lockNamespace(ctx, stateDir)
+		if err != nil {
+			return removed, err
+		}
 		ok, free, err := removeIfOrphan(ctx, c, e.Name(), stateDir)
+		unlock()
 		if err != nil || !free {
 			continue
 		}
@@ -227,4 +251,30 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string)
 		}
 	}
 	return removed, nil
+}
+
+// lockNamespace takes an exclusive lock for the namespace in ctx, shared by
+// every sbxrun process using the same state directory. Orphan removal and
+// same-name replacement hold it; ordinary runs never wait on it.
+func lockNamespace(ctx context.Context, stateDir string) (func(), error) {
+	ns, _ := namespaceOf(ctx)
+	dir := filepath.Join(stateDir, "owners", ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %q: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }

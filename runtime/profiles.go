@@ -48,12 +48,28 @@ type definition struct {
 	sources map[string]string
 }
 
-// fileLayer is one profile as decoded from one file, with the line of
-// every key (keyed as Resolved.Sources is) and of the profile's name ("").
+// fileLayer is one profile as decoded from one file; at says where each
+// key (keyed as Resolved.Sources is) was written, as "FILE:LINE".
 type fileLayer struct {
 	name    string
 	profile Profile
-	lines   map[string]int
+	at      func(key string) string
+}
+
+// lineAt makes a fileLayer's at from the lines of a profile's keys; "" is
+// the line of the profile's name, used for keys merged in with "<<" or an
+// alias.
+func lineAt(file string, lines map[string]int) func(string) string {
+	return func(key string) string {
+		line, ok := lines[key]
+		if !ok {
+			line = lines[""]
+		}
+		if line == 0 {
+			return file
+		}
+		return fmt.Sprintf("%s:%d", file, line)
+	}
 }
 
 // LoadProfiles reads the built-in profiles and the profile files in layer
@@ -93,7 +109,7 @@ func LoadProfiles(opts LoadOptions) (*Profiles, error) {
 			return nil, err
 		}
 		for _, l := range layers {
-			p.add(abs, l)
+			p.add(l)
 		}
 	}
 	if err := p.checkExtends(); err != nil {
@@ -164,20 +180,13 @@ func (o LoadOptions) files() ([]profileFile, error) {
 }
 
 // add layers one file's profile over what is already known.
-func (p *Profiles) add(file string, l fileLayer) {
-	at := func(key string) string {
-		line, ok := l.lines[key]
-		if !ok {
-			line = l.lines[""] // merged in with "<<" or an alias
-		}
-		return fmt.Sprintf("%s:%d", file, line)
-	}
+func (p *Profiles) add(l fileLayer) {
 	d := p.defs[l.name]
 	if d == nil {
 		d = &definition{sources: map[string]string{}}
 		p.defs[l.name] = d
 	}
-	mergeProfile(&d.profile, d.sources, &l.profile, at)
+	mergeProfile(&d.profile, d.sources, &l.profile, l.at)
 }
 
 // checkExtends refuses an extends of an unknown profile and cycles, naming
@@ -244,10 +253,9 @@ var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // parseProfileFile decodes one profile file strictly: a mapping with the
 // key "profiles" and any keys starting with "x-" (ignored: a place for YAML
-// anchors). The AST is walked
-// first, for key lines, unknown keys and scalar types with messages naming
-// the profile; goccy's strict decoder then fills the structs (its errors
-// carry the line too); values are checked last.
+// anchors). The AST is walked first, for key lines, unknown keys and scalar
+// types with messages naming the profile; goccy's strict decoder then fills
+// the structs (its errors carry the line too); values are checked last.
 func parseProfileFile(file string, data []byte) ([]fileLayer, error) {
 	if !utf8.Valid(data) {
 		line := 1
@@ -301,17 +309,7 @@ func parseProfileFile(file string, data []byte) ([]fileLayer, error) {
 		if prof == nil {
 			prof = &Profile{}
 		}
-		lines := w.lines[name]
-		if lines == nil {
-			lines = map[string]int{}
-		}
-		at := func(key string) string {
-			line, ok := lines[key]
-			if !ok {
-				line = lines[""]
-			}
-			return fmt.Sprintf("%s:%d", file, line)
-		}
+		at := lineAt(file, w.lines[name])
 		if !profileName.MatchString(name) {
 			return nil, badConfigf("%s: invalid profile name %q: use letters, digits, '.', '_' and '-' (no '/' or ':', which mark image references)", at(""), name)
 		}
@@ -321,7 +319,7 @@ func parseProfileFile(file string, data []byte) ([]fileLayer, error) {
 		if err != nil {
 			return nil, err
 		}
-		layers = append(layers, fileLayer{name: name, profile: *prof, lines: lines})
+		layers = append(layers, fileLayer{name: name, profile: *prof, at: at})
 	}
 	return layers, nil
 }

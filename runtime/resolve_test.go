@@ -118,6 +118,8 @@ func TestSandboxExpansion(t *testing.T) {
 			[]oci.Mount{{Type: "tmpfs", Destination: "/tmp", Options: []string{"size=67108864", "noexec"}}}, ""},
 		{"expanded targets that meet: the later wins", Profile{Mounts: []MountSpec{{Source: "/a", Target: "~/.ssh"}, {Source: "/b", Target: "/x"}, {Source: "/c", Target: "/root/.ssh/"}}},
 			[]oci.Mount{{Type: "bind", Source: "/c", Destination: "/root/.ssh"}, {Type: "bind", Source: "/b", Destination: "/x"}}, ""},
+		{"optional ~ target of a numeric user is skipped", Profile{User: pointerTo("1000"), Mounts: []MountSpec{{Source: "/s", Target: "~/t", Optional: true}, {Source: "/s", Target: "/t"}}},
+			[]oci.Mount{{Type: "bind", Source: "/s", Destination: "/t"}}, ""},
 		{"numeric user without HOME", Profile{User: pointerTo("1000"), Mounts: []MountSpec{{Source: "/s", Target: "~/t"}}},
 			nil, `cannot tell the home of user "1000"`},
 		{"~user source", Profile{Mounts: []MountSpec{{Source: "~bob/x", Target: "/t"}}},

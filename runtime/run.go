@@ -147,11 +147,8 @@ func (o *RunOptions) prepare() (*prepared, error) {
 		return nil, err
 	}
 	p := &prepared{res: res, sb: sb, profile: profile}
-	if res.Profile.Image != nil {
-		p.image = *res.Profile.Image
-	}
-	if p.image == "" {
-		return nil, fmt.Errorf("profile %q has no image: set `image:` in its sbxrun.yaml", profile)
+	if p.image, err = res.ImageRef(); err != nil {
+		return nil, err
 	}
 	if res.Profile.Pull != nil {
 		p.pull = *res.Profile.Pull
@@ -552,29 +549,50 @@ func (c *closingReader) setTask(t client.Process) {
 // name. Exactly one of several concurrent runs with one name wins; the
 // others get a conflict error and leave nothing behind.
 func createContainer(ctx context.Context, c *client.Client, stateDir, id string, img client.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
-	for attempt := 0; ; attempt++ {
-		snap := id + "-" + randHex(4)
-		ctr, err := c.NewContainer(ctx, id,
-			client.WithImage(img),
-			client.WithNewSnapshot(snap, img),
-			client.WithContainerLabels(labels),
-			client.WithNewSpec(opts...),
-		)
-		if err == nil {
-			return ctr, nil
-		}
-		// Our own snapshot is unique to this attempt: never leave it.
-		_ = c.SnapshotService("").Remove(context.WithoutCancel(ctx), snap)
-		if !errdefs.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("creating sandbox %q: %w", id, err)
-		}
-		if attempt == 0 {
-			if _, free, _ := removeIfOrphan(ctx, c, id, stateDir); free {
-				continue
-			}
-		}
-		return nil, fmt.Errorf("a sandbox named %q already exists: choose another --name, or remove it with `sbxrun rm -f %s`", id, id)
+	ctr, err := newContainer(ctx, c, id, img, opts, labels)
+	if err == nil {
+		return ctr, nil
 	}
+	if !errdefs.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating sandbox %q: %w", id, err)
+	}
+	if ctr, ok := replaceOrphan(ctx, c, stateDir, id, img, opts, labels); ok {
+		return ctr, nil
+	}
+	return nil, fmt.Errorf("a sandbox named %q already exists: choose another --name, or remove it with `sbxrun rm -f %s`", id, id)
+}
+
+// replaceOrphan removes an orphan named id and creates the new container,
+// both under the namespace lock, so no gc can judge the old container and
+// delete the new one in between.
+func replaceOrphan(ctx context.Context, c *client.Client, stateDir, id string, img client.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, bool) {
+	unlock, err := lockNamespace(ctx, stateDir)
+	if err != nil {
+		return nil, false
+	}
+	defer unlock()
+	if _, free, err := removeIfOrphan(ctx, c, id, stateDir); err != nil || !free {
+		return nil, false
+	}
+	ctr, err := newContainer(ctx, c, id, img, opts, labels)
+	return ctr, err == nil
+}
+
+// newContainer creates the container on a snapshot key unique to this
+// attempt, and removes that snapshot again when creation fails.
+func newContainer(ctx context.Context, c *client.Client, id string, img client.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
+	snap := id + "-" + randHex(4)
+	ctr, err := c.NewContainer(ctx, id,
+		client.WithImage(img),
+		client.WithNewSnapshot(snap, img),
+		client.WithContainerLabels(labels),
+		client.WithNewSpec(opts...),
+	)
+	if err != nil {
+		_ = c.SnapshotService("").Remove(context.WithoutCancel(ctx), snap)
+		return nil, err
+	}
+	return ctr, nil
 }
 
 func randHex(n int) string {
@@ -595,10 +613,11 @@ func classifyStart(err error) error {
 	if i := strings.LastIndex(msg, "exec: "); i >= 0 {
 		detail = strings.TrimSuffix(msg[i+len("exec: "):], ": unknown")
 	}
+	exec := strings.Contains(msg, "exec: ")
 	switch {
-	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+	case exec && (strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")):
 		return withCode(ExitNotFound, fmt.Errorf("command not found in the sandbox: %s", detail))
-	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "is a directory"), strings.Contains(msg, "exec format error"):
+	case exec && (strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory") || strings.Contains(msg, "exec format error")):
 		return withCode(ExitCannotExec, fmt.Errorf("cannot execute the command in the sandbox: %s", detail))
 	}
 	return withCode(ExitFailed, fmt.Errorf("starting the sandbox: %w", err))

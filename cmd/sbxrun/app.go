@@ -227,11 +227,11 @@ func flagLayer(c *cli.Context) (*runtime.Profile, error) {
 	}
 
 	for _, v := range c.StringSlice("volume") {
-		m, err := oci.ParseVolume(v)
+		m, err := runtime.ParseMountSpec(v)
 		if err != nil {
 			return nil, err
 		}
-		p.Mounts = append(p.Mounts, mountSpec(m))
+		p.Mounts = append(p.Mounts, m)
 	}
 	for _, v := range c.StringSlice("mount") {
 		m, err := oci.ParseMountFlag(v)
