@@ -389,6 +389,7 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 		}
 	}
 	st := <-ch
+	drainIO(proc)
 	code, _, _ := st.Result()
 	if code != 0 {
 		return &ExitError{Code: int(code)}

@@ -455,6 +455,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 
 	st := <-statusC
 	tr.mark("exit")
+	drainIO(task)
 	code, _, err := st.Result()
 	if err != nil {
 		code = ExitFailed
@@ -775,4 +776,25 @@ func (r *signalRouter) earlySignal() syscall.Signal {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.early
+}
+
+// drainIO waits (bounded) until the workload's output has been copied out.
+// Task.Delete cancels the client's FIFO copies, which closes the FIFOs; under
+// load that can happen before the last output of a short-lived workload was
+// read, and the output is lost. The copies end by themselves at EOF, once the
+// workload and everything holding its stdout have exited.
+func drainIO(p client.Process) {
+	pio := p.IO()
+	if pio == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		pio.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
 }
