@@ -9,7 +9,10 @@ import (
 	"io"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	docker "github.com/distribution/reference"
 )
 
@@ -42,28 +45,62 @@ func Normalize(ref string) (string, error) {
 	return named.String(), nil
 }
 
+// Image is an image in containerd, unpacked, with its config read once.
+type Image struct {
+	client.Image
+	// Config is the image's OCI config (entrypoint, env, rootfs diff IDs).
+	Config ocispec.Image
+	// ChainID names the unpacked snapshot a container's rootfs is prepared on.
+	ChainID string
+	// Snapshotter is the snapshotter it is unpacked in.
+	Snapshotter string
+}
+
 // Ensure returns the image ref, pulling it according to policy, unpacked for
 // the snapshotter ("" is containerd's default). Progress goes to out.
-func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter string, out io.Writer) (client.Image, error) {
+// It reads the image config once and checks the unpacked snapshot with one
+// Stat, which keeps a run's start path short.
+func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter string, out io.Writer) (*Image, error) {
 	name, err := Normalize(ref)
 	if err != nil {
 		return nil, err
 	}
+	if snapshotter == "" {
+		snapshotter = defaults.DefaultSnapshotter
+	}
 	if policy == "" {
 		policy = PullMissing
 	}
+	var img client.Image
 	if policy != PullAlways {
-		img, err := c.GetImage(ctx, name)
+		img, err = c.GetImage(ctx, name)
 		switch {
 		case err == nil:
-			return img, unpack(ctx, img, snapshotter)
 		case !errdefs.IsNotFound(err):
 			return nil, fmt.Errorf("looking up image %q: %w", name, err)
 		case policy == PullNever:
 			return nil, &notPresentError{name: name, ref: ref}
 		}
 	}
-	return Pull(ctx, c, name, snapshotter, out)
+	if img == nil {
+		if img, err = Pull(ctx, c, name, snapshotter, out); err != nil {
+			return nil, err
+		}
+	}
+	config, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of image %q: %w", name, err)
+	}
+	chain := identity.ChainID(config.RootFS.DiffIDs).String()
+	if _, err := c.SnapshotService(snapshotter).Stat(ctx, chain); err != nil {
+		if !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("checking the snapshot of image %q: %w", name, err)
+		}
+		if err := img.Unpack(ctx, snapshotter); err != nil {
+			return nil, fmt.Errorf("unpacking image %q: %w", name, err)
+		}
+	}
+	return &Image{Image: img, Config: config, ChainID: chain, Snapshotter: snapshotter}, nil
 }
 
 // Pull fetches ref from its registry and unpacks it.
