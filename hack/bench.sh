@@ -15,6 +15,17 @@ bin/sbxrun load -i bin/sandbox-base.tar >/dev/null
 bin/sbxrun run --rm --pull never "$img" true
 ctr -a "$sock" -n sbxrun run --rm "$img" warm true
 echo "$(date -u +%F) $(nproc) cores, $(uname -r), containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}')"
-go run ./hack/bench -n "$runs" \
+ctr=$(command -v ctr)
+go build -o "$dir/bench" ./hack/bench
+echo "== sbxrun (default seccomp, no-new-privileges) vs ctr run --rm (no seccomp)"
+"$dir/bench" -n "$runs" \
 	-a-name sbxrun -a "$PWD/bin/sbxrun run --rm --pull never $img true" \
-	-b-name ctr -b "$(command -v ctr) -a $sock -n sbxrun run --rm $img {id} true"
+	-b-name ctr -b "$ctr -a $sock -n sbxrun run --rm $img {id} true"
+echo "== the same hardening on both sides: sbxrun vs ctr run --rm --seccomp"
+"$dir/bench" -n "$runs" \
+	-a-name sbxrun -a "$PWD/bin/sbxrun run --rm --pull never $img true" \
+	-b-name ctr-secc -b "$ctr -a $sock -n sbxrun run --rm --seccomp $img {id} true"
+echo "== neither confined: sbxrun --security-opt seccomp=unconfined vs ctr run --rm"
+"$dir/bench" -n "$runs" \
+	-a-name sbx-unc -a "$PWD/bin/sbxrun run --rm --pull never --security-opt seccomp=unconfined $img true" \
+	-b-name ctr -b "$ctr -a $sock -n sbxrun run --rm $img {id} true"
