@@ -55,6 +55,17 @@ type RunOptions struct {
 	TTY bool
 	// SigProxy forwards signals sbxrun receives to the workload.
 	SigProxy bool
+	// StopOnTerm makes SIGTERM and SIGINT stop the workload the way `sbxrun
+	// stop` does (its stop signal, then SIGKILL after its stop timeout)
+	// instead of forwarding them; other signals are still forwarded. This is
+	// what a service manager expects of its main process.
+	StopOnTerm bool
+	// OnStarted, when set, is called once the workload runs, with its host
+	// pid (for systemd's READY=1 and MAINPID).
+	OnStarted func(pid uint32)
+	// OnStopping, when set, is called when sbxrun starts stopping the
+	// workload because it was asked to (STOPPING=1).
+	OnStopping func()
 	// AllowUnsafeMounts lets the host root and daemon sockets be mounted.
 	AllowUnsafeMounts bool
 	// Load says where profile files are read from.
@@ -302,8 +313,13 @@ func Run(ctx context.Context, o *RunOptions) error {
 	// are held; once it runs, they go to the workload.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: o.SigProxy,
-		stop: func(t client.Task) { stopTask(context.WithoutCancel(ctx), t, p.stopSignal(), p.stopTimeout()) }}
+	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: o.SigProxy, stopOnTerm: o.StopOnTerm,
+		stop: func(t client.Task) {
+			if o.OnStopping != nil {
+				o.OnStopping()
+			}
+			stopTask(context.WithoutCancel(ctx), t, p.stopSignal(), p.stopTimeout())
+		}}
 	sigc := make(chan os.Signal, 128)
 	signal.Notify(sigc)
 	defer signal.Stop(sigc)
@@ -440,6 +456,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 	tr.mark("start")
 	router.started()
+	if o.OnStarted != nil {
+		o.OnStarted(task.Pid())
+	}
 	if o.Detach {
 		fmt.Fprintln(o.Stdout, p.sb.ID)
 		return nil
@@ -721,11 +740,12 @@ func applyCgroupFacts(sb *oci.Sandbox) {
 // start signals are held; after start they go to the workload (or, without
 // sig-proxy, a terminating one stops it).
 type signalRouter struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	con    console.Console
-	proxy  bool
-	stop   func(client.Task)
+	ctx        context.Context
+	cancel     context.CancelFunc
+	con        console.Console
+	proxy      bool
+	stopOnTerm bool
+	stop       func(client.Task)
 
 	mu       sync.Mutex
 	task     client.Task
@@ -761,7 +781,7 @@ func (r *signalRouter) handle(sig syscall.Signal) {
 
 // deliver is called with r.mu held.
 func (r *signalRouter) deliver(sig syscall.Signal) {
-	if r.proxy {
+	if r.proxy && !(r.stopOnTerm && (sig == syscall.SIGTERM || sig == syscall.SIGINT)) {
 		_ = r.task.Kill(r.ctx, sig)
 		return
 	}
