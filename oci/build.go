@@ -86,6 +86,9 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.CgroupNamespace}))
 	}
 	opts = append(opts, withMounts(s))
+	if s.BindSys {
+		opts = append(opts, withBoundSys)
+	}
 	if s.ShmSize > 0 {
 		opts = append(opts, withShmSize(s.ShmSize))
 	}
@@ -397,6 +400,9 @@ func resources(s *Sandbox) []oci.SpecOpts {
 	if s.PidsLimit > 0 {
 		opts = append(opts, oci.WithPidsLimit(s.PidsLimit))
 	}
+	if s.CgroupsPath != "" {
+		opts = append(opts, oci.WithCgroup(s.CgroupsPath))
+	}
 	return opts
 }
 
@@ -481,6 +487,20 @@ func withoutCgroups(_ context.Context, _ oci.Client, _ *containers.Container, s 
 	if s.Linux != nil {
 		s.Linux.Resources = nil
 		s.Linux.CgroupsPath = ""
+	}
+	return nil
+}
+
+// withBoundSys replaces the sysfs mount at /sys with a read-only recursive
+// bind of the host's /sys. A new sysfs can only be mounted by a user
+// namespace that owns the network namespace, which a rootless sandbox on
+// the host network does not (Docker and nerdctl do the same there).
+func withBoundSys(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	for i, m := range s.Mounts {
+		if m.Destination == "/sys" {
+			s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys",
+				Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+		}
 	}
 	return nil
 }

@@ -608,3 +608,29 @@ func TestBuildCgroupMountAndNamespace(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildCgroupsPath(t *testing.T) {
+	spec := generate(t, &Sandbox{Memory: 64 << 20, CgroupsPath: "/user.slice/user-1000.slice/user@1000.service/sbxrun/t1"}, ocispec.ImageConfig{Cmd: []string{"sh"}})
+	if got := spec.Linux.CgroupsPath; got != "/user.slice/user-1000.slice/user@1000.service/sbxrun/t1" {
+		t.Errorf("cgroupsPath = %q", got)
+	}
+	if spec.Linux.Resources == nil || spec.Linux.Resources.Memory == nil || *spec.Linux.Resources.Memory.Limit != 64<<20 {
+		t.Errorf("memory limit lost with a cgroups path: %+v", spec.Linux.Resources)
+	}
+}
+
+func TestBuildBindSys(t *testing.T) {
+	spec := generate(t, &Sandbox{BindSys: true}, ocispec.ImageConfig{Cmd: []string{"sh"}})
+	found := false
+	for _, m := range spec.Mounts {
+		if m.Destination == "/sys" {
+			found = true
+			if m.Type != "bind" || m.Source != "/sys" || !slices.Contains(m.Options, "rbind") || !slices.Contains(m.Options, "ro") {
+				t.Errorf("/sys mount = %+v, want a read-only rbind of the host's /sys", m)
+			}
+		}
+	}
+	if !found {
+		t.Error("no /sys mount")
+	}
+}

@@ -82,6 +82,13 @@ type Sandbox struct {
 	// AllowUnsafeMounts lets bind mounts of the host's /, the containerd or
 	// Docker sockets and daemon state through (--allow-unsafe-mounts).
 	AllowUnsafeMounts bool
+	// BindSys bind-mounts the host's /sys read-only instead of mounting a new
+	// sysfs: needed when the sandbox shares a network namespace its user
+	// namespace does not own (rootless on the host network).
+	BindSys bool
+	// CgroupsPath replaces containerd's default cgroupsPath (/<namespace>/<id>),
+	// e.g. to place a rootless sandbox under the user's delegated cgroup.
+	CgroupsPath string
 	// ProtectedPaths are host paths refused as bind sources (like the
 	// built-in list of daemon sockets) unless AllowUnsafeMounts: the socket
 	// of the containerd this sandbox runs on, wherever it is.

@@ -40,11 +40,17 @@ type Global struct {
 var quietLogs sync.Once
 
 // ResolveAddress picks the daemon address: the explicit one, then
-// SBXRUN_ADDRESS, CONTAINERD_ADDRESS, then DefaultAddress.
+// SBXRUN_ADDRESS, CONTAINERD_ADDRESS, the user's rootless containerd when
+// not root, then DefaultAddress.
 func ResolveAddress(explicit string) string {
 	for _, a := range []string{explicit, os.Getenv("SBXRUN_ADDRESS"), os.Getenv("CONTAINERD_ADDRESS")} {
 		if a != "" {
 			return a
+		}
+	}
+	if rootless() {
+		if s := rootlessSocket(); s != "" {
+			return s
 		}
 	}
 	return DefaultAddress
@@ -56,7 +62,7 @@ func StateDir() string {
 	if d := os.Getenv("SBXRUN_STATE_DIR"); d != "" {
 		return d
 	}
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !InRootlessNamespace() {
 		return "/var/lib/sbxrun"
 	}
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
@@ -98,6 +104,9 @@ func (g *Global) connect(ctx context.Context) (*client.Client, context.Context, 
 		return nil, ctx, err
 	}
 	if _, err := os.Stat(strings.TrimPrefix(addr, "unix://")); err != nil {
+		if rootless() {
+			return nil, ctx, fmt.Errorf("cannot reach containerd: socket %q: %w; as a non-root user start your own with `sbxrun rootless setup && sbxrun rootless start`, or point --address/SBXRUN_ADDRESS at a socket you may use", addr, errors.Unwrap(err))
+		}
 		return nil, ctx, fmt.Errorf("cannot reach containerd: socket %q: %w; start containerd (systemctl start containerd, or `make demo` for a private one) or point --address/SBXRUN_ADDRESS at its socket", addr, errors.Unwrap(err))
 	}
 	// An explicit default runtime saves a namespace-label round trip.

@@ -78,6 +78,10 @@ type Profile struct {
 	Labels map[string]string `yaml:"labels,omitempty"`
 	// StopSignal is sent by "sbxrun stop" (default SIGTERM).
 	StopSignal *string `yaml:"stop_signal,omitempty"`
+	// BestEffortLimits lets a rootless sandbox run without the memory, CPU
+	// and pids limits this host cannot enforce (with a warning) instead of
+	// refusing to run.
+	BestEffortLimits *bool `yaml:"best_effort_limits,omitempty"`
 	// StopTimeout is seconds before SIGKILL on stop (default 10).
 	StopTimeout *int `yaml:"stop_timeout,omitempty"`
 }

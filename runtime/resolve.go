@@ -174,6 +174,7 @@ func mergeProfile(dst *Profile, sources map[string]string, l *Profile, at func(k
 	mergeScalar(&dst.Privileged, l.Privileged, "privileged", set)
 	mergeScalar(&dst.StopSignal, l.StopSignal, "stop_signal", set)
 	mergeScalar(&dst.StopTimeout, l.StopTimeout, "stop_timeout", set)
+	mergeScalar(&dst.BestEffortLimits, l.BestEffortLimits, "best_effort_limits", set)
 
 	if l.Entrypoint != nil {
 		dst.Entrypoint = slices.Clone(l.Entrypoint)

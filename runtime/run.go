@@ -148,6 +148,9 @@ func (o *RunOptions) prepare() (*prepared, error) {
 		sb.Args = o.Args
 	}
 	sb.AllowUnsafeMounts = sb.AllowUnsafeMounts || o.AllowUnsafeMounts
+	if err := o.rootlessLimits(sb, res); err != nil {
+		return nil, err
+	}
 	sb.Terminal = o.TTY && !o.Detach
 	sb.ProtectedPaths = append(sb.ProtectedPaths, strings.TrimPrefix(ResolveAddress(o.Address), "unix://"))
 	applyCgroupFacts(sb)
@@ -728,7 +731,7 @@ var (
 // cgroup namespace on v2 (Docker's default there), and no swap limit on v1
 // hosts without swap accounting.
 func applyCgroupFacts(sb *oci.Sandbox) {
-	if sb.NoCgroups {
+	if sb.NoCgroups || sb.CgroupsPath != "" {
 		return
 	}
 	sb.CgroupNamespace = cgroupV2()
@@ -832,4 +835,52 @@ func drainIO(p client.Process) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// rootlessLimits applies the rootless cgroup policy: limits are enforced
+// under the user's delegated cgroup where the host offers one; elsewhere a
+// run that asks for a limit is refused (exit 125, with the reason and the
+// fix) unless best-effort limits were asked for, and then it runs without
+// them after one warning line. Never silently unlimited.
+func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *Resolved) error {
+	if !rootless() {
+		return nil
+	}
+	sb.BindSys = sb.Network == "" || sb.Network == "host"
+	support := rootlessLimits()
+	if support.ok {
+		sb.CgroupsPath = support.parent + "/sbxrun/" + sb.Namespace + "-" + sb.ID
+		return nil
+	}
+	sb.NoCgroups = true
+	var asked []string
+	if sb.Memory > 0 {
+		asked = append(asked, "--memory")
+	}
+	if sb.MemorySwap > 0 {
+		asked = append(asked, "--memory-swap")
+	}
+	if sb.CPUs > 0 {
+		asked = append(asked, "--cpus")
+	}
+	if sb.PidsLimit > 0 {
+		asked = append(asked, "--pids-limit")
+	}
+	if len(asked) == 0 {
+		return nil
+	}
+	what := strings.Join(asked, ", ")
+	if res.Profile.BestEffortLimits == nil || !*res.Profile.BestEffortLimits {
+		return fmt.Errorf("rootless sbxrun cannot enforce %s here: %s; or pass --best-effort-limits (profile key best_effort_limits: true) to run without them", what, support.reason)
+	}
+	fmt.Fprintf(o.Stderr, "sbxrun: warning: %s not enforced (--best-effort-limits): %s\n", what, firstClause(support.reason))
+	sb.Memory, sb.MemorySwap, sb.CPUs, sb.PidsLimit = 0, 0, 0, 0
+	return nil
+}
+
+func firstClause(s string) string {
+	if i := strings.Index(s, ";"); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

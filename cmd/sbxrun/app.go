@@ -36,7 +36,7 @@ func newApp() *cli.App {
 		OnUsageError: usageError,
 		Commands: []*cli.Command{
 			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(),
-			execCommand(), gcCommand(), profilesCommand(), loadCommand(), pullCommand(), versionCommand(), completionCommand(),
+			execCommand(), gcCommand(), rootlessCommand(), profilesCommand(), loadCommand(), pullCommand(), versionCommand(), completionCommand(),
 		},
 	}
 }
@@ -44,7 +44,7 @@ func newApp() *cli.App {
 // usageError turns urfave's flag errors into one line and exit 125.
 func usageError(c *cli.Context, err error, _ bool) error {
 	name := "sbxrun"
-	if c.Command != nil && c.Command.Name != "" {
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != "sbxrun" {
 		name += " " + c.Command.Name
 	}
 	return &runtime.ExitError{Code: runtime.ExitFailed, Err: fmt.Errorf("%v: see `%s --help`", err, name)}
@@ -111,6 +111,7 @@ var runFlags = []cli.Flag{
 	&cli.StringFlag{Name: "stop-signal", Usage: "signal that stops the sandbox (default SIGTERM)"},
 	&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "forward signals sbxrun receives to the workload"},
 	&cli.BoolFlag{Name: "allow-unsafe-mounts", Usage: "allow mounting the host's / or the containerd/Docker sockets"},
+	&cli.BoolFlag{Name: "best-effort-limits", Usage: "rootless: run without the limits this host cannot enforce (with a warning) instead of refusing"},
 }
 
 // runOptions turns run flags into runtime.RunOptions.
@@ -183,6 +184,10 @@ func flagLayer(c *cli.Context) (*runtime.Profile, error) {
 	if c.IsSet("read-only") {
 		v := c.Bool("read-only")
 		p.ReadOnly = &v
+	}
+	if c.IsSet("best-effort-limits") {
+		v := c.Bool("best-effort-limits")
+		p.BestEffortLimits = &v
 	}
 	if c.IsSet("privileged") {
 		v := c.Bool("privileged")

@@ -86,8 +86,16 @@ func rewriteArgs(app *cli.App, args []string) []string {
 		if a == "--" || !strings.HasPrefix(a, "-") {
 			break
 		}
-		name := strings.TrimLeft(a, "-")
-		if !strings.Contains(name, "=") && globalValueFlags[name] {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !isGlobalFlag(app, name) {
+			// A run flag before the profile: `sbxrun -d --name x base -- cmd`.
+			if _, _, _, sawTarget := splitRunArgs(app.Command("run").Flags, args[i:]); !sawTarget {
+				return args
+			}
+			out := append(append([]string{}, args[:i]...), "run")
+			return append(out, rewriteRun(app.Command("run"), args[i:])...)
+		}
+		if !hasValue && globalValueFlags[name] {
 			i++
 		}
 		i++
@@ -110,8 +118,14 @@ func rewriteArgs(app *cli.App, args []string) []string {
 	default:
 		return args
 	}
+	return append(out, rewriteRun(cmd, rest)...)
+}
+
+// rewriteRun puts a run-like command's words in urfave/cli's order:
+// flags, TARGET, "--", command.
+func rewriteRun(cmd *cli.Command, rest []string) []string {
 	flagArgs, target, command, sawTarget := splitRunArgs(cmd.Flags, rest)
-	out = append(out, flagArgs...)
+	out := append([]string{}, flagArgs...)
 	if sawTarget {
 		out = append(out, target)
 	}
@@ -120,4 +134,21 @@ func rewriteArgs(app *cli.App, args []string) []string {
 		out = append(out, command...)
 	}
 	return out
+}
+
+// isGlobalFlag reports whether name is one of the app's own flags (or
+// help/version/completion, which urfave/cli adds).
+func isGlobalFlag(app *cli.App, name string) bool {
+	switch name {
+	case "help", "h", "version", "v", "generate-bash-completion":
+		return true
+	}
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }

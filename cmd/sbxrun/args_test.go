@@ -31,6 +31,9 @@ func TestRewriteArgs(t *testing.T) {
 		{"exec untouched", "sbxrun exec box -- sh", "sbxrun exec box -- sh"},
 		{"image reference shorthand", "sbxrun docker.io/library/alpine:3 -- sh", "sbxrun run docker.io/library/alpine:3 -- sh"},
 		{"no target", "sbxrun run --rm", "sbxrun run --rm"},
+		{"run flags before the profile in the shorthand", "sbxrun -d --name bg base -- sleep 100", "sbxrun run --detach --name bg base -- sleep 100"},
+		{"global then run flags", "sbxrun --debug -m 1g base -- true", "sbxrun --debug run --memory 1g base -- true"},
+		{"unknown flag alone is left to the parser", "sbxrun --bogus", "sbxrun --bogus"},
 		{"only globals", "sbxrun --debug", "sbxrun --debug"},
 	}
 	app := newApp()

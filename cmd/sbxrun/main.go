@@ -16,6 +16,15 @@ func main() {
 			os.Exit(runtime.ExitFailed)
 		}
 	}()
+	// A non-root user with a rootless containerd continues inside its
+	// namespaces (the process is replaced); rootless commands themselves
+	// manage that daemon from outside.
+	if len(os.Args) < 2 || os.Args[1] != "rootless" {
+		if err := runtime.EnterRootless(os.Args); err != nil {
+			fmt.Fprintln(os.Stderr, "sbxrun: "+err.Error())
+			os.Exit(runtime.ExitFailed)
+		}
+	}
 	app := newApp()
 	err := app.RunContext(context.Background(), rewriteArgs(app, os.Args))
 	code := runtime.ExitCode(err)

@@ -1,0 +1,432 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// envRootless marks a process that already runs inside the rootless
+// containerd's user and mount namespaces (sbxrun re-executes itself there).
+const envRootless = "SBXRUN_ROOTLESS"
+
+// InRootlessNamespace reports whether this process runs inside the rootless
+// containerd's namespaces, entered by EnterRootless.
+func InRootlessNamespace() bool { return os.Getenv(envRootless) == "1" }
+
+// rootless reports whether sbxrun works against a per-user containerd.
+func rootless() bool { return os.Geteuid() != 0 || InRootlessNamespace() }
+
+// RootlessPaths are the files of one user's rootless containerd.
+type RootlessPaths struct {
+	// RunDir ($XDG_RUNTIME_DIR/sbxrun) holds the socket, the RootlessKit
+	// state and what is bind-mounted at /run/containerd in the namespace.
+	RunDir string
+	// DataDir ($XDG_DATA_HOME/sbxrun) holds containerd's root, its config
+	// and log.
+	DataDir string
+}
+
+// Socket is the rootless containerd's socket.
+func (p RootlessPaths) Socket() string { return filepath.Join(p.RunDir, "containerd.sock") }
+
+func (p RootlessPaths) config() string       { return filepath.Join(p.DataDir, "containerd.toml") }
+func (p RootlessPaths) log() string          { return filepath.Join(p.DataDir, "containerd.log") }
+func (p RootlessPaths) pidFile() string      { return filepath.Join(p.RunDir, "rootlesskit.pid") }
+func (p RootlessPaths) kitDir() string       { return filepath.Join(p.RunDir, "rootlesskit") }
+func (p RootlessPaths) childPidFile() string { return filepath.Join(p.kitDir(), "child_pid") }
+func (p RootlessPaths) runContainerd() string {
+	return filepath.Join(p.RunDir, "run-containerd")
+}
+
+// UserRootlessPaths returns the invoking user's rootless paths, or an error
+// naming the fix when XDG_RUNTIME_DIR is missing.
+func UserRootlessPaths() (RootlessPaths, error) {
+	rt := os.Getenv("XDG_RUNTIME_DIR")
+	if rt == "" {
+		return RootlessPaths{}, errors.New("XDG_RUNTIME_DIR is not set: log in through a session that sets it, or create one yourself: `export XDG_RUNTIME_DIR=/tmp/run-$(id -u); mkdir -m 700 -p $XDG_RUNTIME_DIR`")
+	}
+	if fi, err := os.Stat(rt); err != nil || !fi.IsDir() {
+		return RootlessPaths{}, fmt.Errorf("XDG_RUNTIME_DIR %q is not a directory: create it with `mkdir -m 700 -p %s`", rt, rt)
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return RootlessPaths{}, errors.New("neither XDG_DATA_HOME nor HOME is set: set HOME")
+		}
+		data = filepath.Join(home, ".local", "share")
+	}
+	return RootlessPaths{RunDir: filepath.Join(rt, "sbxrun"), DataDir: filepath.Join(data, "sbxrun")}, nil
+}
+
+// rootlessSocket is the rootless containerd's socket when this user runs
+// one, else "".
+func rootlessSocket() string {
+	p, err := UserRootlessPaths()
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(p.Socket()); err != nil {
+		return ""
+	}
+	return p.Socket()
+}
+
+// Prerequisite is one thing rootless containerd needs, checked.
+type Prerequisite struct {
+	Name string
+	// Err is nil when met; else it says what is wrong and the command that
+	// fixes it.
+	Err error
+}
+
+// CheckRootless checks every prerequisite of a rootless containerd for the
+// current user and returns them all, met or not.
+func CheckRootless() []Prerequisite {
+	var out []Prerequisite
+	add := func(name string, err error) { out = append(out, Prerequisite{name, err}) }
+	u, uerr := user.Current()
+	name := "$USER"
+	if uerr == nil {
+		name = u.Username
+	}
+	if os.Geteuid() == 0 {
+		add("non-root user", errors.New("rootless mode is for unprivileged users: run it as the user who will run sandboxes (root uses the system containerd)"))
+	}
+	_, err := UserRootlessPaths()
+	add("XDG_RUNTIME_DIR", err)
+	for _, b := range []struct{ bin, pkg string }{
+		{"newuidmap", "uidmap"}, {"newgidmap", "uidmap"}, {"rootlesskit", "rootlesskit"},
+		{"containerd", "containerd"}, {"runc", "runc"}, {"nsenter", "util-linux"},
+	} {
+		var err error
+		if _, lerr := exec.LookPath(b.bin); lerr != nil {
+			err = fmt.Errorf("%s is not installed: `sudo apt-get install -y %s`", b.bin, b.pkg)
+		}
+		add(b.bin, err)
+	}
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		var err error
+		if uerr == nil && !hasSubID(f, u) {
+			err = fmt.Errorf("%s has no range for %s: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s`", f, name, name)
+		}
+		add(f, err)
+	}
+	add("user namespaces", checkUserns())
+	return out
+}
+
+func hasSubID(path string, u *user.User) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Split(strings.TrimSpace(s.Text()), ":")
+		if len(fields) == 3 && (fields[0] == u.Username || fields[0] == u.Uid) {
+			if n, err := strconv.Atoi(fields[2]); err == nil && n >= 65536 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func checkUserns() error {
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if read("/proc/sys/user/max_user_namespaces") == "0" {
+		return errors.New("user namespaces are disabled: `sudo sysctl -w user.max_user_namespaces=15000`")
+	}
+	if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
+		return errors.New("unprivileged user namespaces are disabled: `sudo sysctl -w kernel.unprivileged_userns_clone=1`")
+	}
+	if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
+		return errors.New("AppArmor restricts unprivileged user namespaces: `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (or add an AppArmor profile for rootlesskit)")
+	}
+	return nil
+}
+
+func firstUnmet(ps []Prerequisite) error {
+	for _, p := range ps {
+		if p.Err != nil {
+			return p.Err
+		}
+	}
+	return nil
+}
+
+// RootlessSetup checks the prerequisites and writes the per-user containerd
+// config. It prints what it did and the next command.
+func RootlessSetup(out io.Writer) error {
+	if err := firstUnmet(CheckRootless()); err != nil {
+		return withCode(ExitFailed, err)
+	}
+	p, _ := UserRootlessPaths()
+	for _, d := range []string{p.RunDir, p.DataDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return withCode(ExitFailed, fmt.Errorf("creating %q: %w", d, err))
+		}
+	}
+	cfg := fmt.Sprintf(`# written by sbxrun rootless setup
+version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = %q
+
+[ttrpc]
+  address = %q
+`, filepath.Join(p.DataDir, "containerd"), filepath.Join(p.RunDir, "containerd-state"), p.Socket(), p.Socket()+".ttrpc")
+	if err := os.WriteFile(p.config(), []byte(cfg), 0o600); err != nil {
+		return withCode(ExitFailed, fmt.Errorf("writing %q: %w", p.config(), err))
+	}
+	fmt.Fprintf(out, "wrote %s\nnext: sbxrun rootless start\n", p.config())
+	return nil
+}
+
+// RootlessStart starts the user's containerd under RootlessKit, detached,
+// and waits for its socket.
+func RootlessStart(ctx context.Context, out io.Writer) error {
+	if err := firstUnmet(CheckRootless()); err != nil {
+		return withCode(ExitFailed, err)
+	}
+	p, _ := UserRootlessPaths()
+	if pid, ok := rootlessRunning(p); ok {
+		fmt.Fprintf(out, "rootless containerd already running (pid %d), socket %s\n", pid, p.Socket())
+		return nil
+	}
+	if _, err := os.Stat(p.config()); err != nil {
+		return withCode(ExitFailed, fmt.Errorf("no rootless config at %q: run `sbxrun rootless setup` first", p.config()))
+	}
+	for _, d := range []string{p.RunDir, p.runContainerd()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return withCode(ExitFailed, fmt.Errorf("creating %q: %w", d, err))
+		}
+	}
+	_ = os.RemoveAll(p.kitDir())
+	_ = os.Remove(p.Socket())
+	logf, err := os.OpenFile(p.log(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return withCode(ExitFailed, fmt.Errorf("opening %q: %w", p.log(), err))
+	}
+	defer logf.Close()
+	// containerd 1.6 puts shim sockets under /run/containerd, which only
+	// root may write on the host: give it a directory of the user's there,
+	// inside the namespace. The network is the host's: RootlessKit's slirp
+	// needs /dev/net/tun, and pulls must reach registries on loopback.
+	inner := fmt.Sprintf("mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd --config %q",
+		p.runContainerd(), p.config())
+	cmd := exec.Command("rootlesskit", "--net=host", "--copy-up=/etc", "--copy-up=/run",
+		"--state-dir="+p.kitDir(), "sh", "-c", inner)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return withCode(ExitFailed, fmt.Errorf("starting rootlesskit: %w", err))
+	}
+	pid := cmd.Process.Pid
+	_ = os.WriteFile(p.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(15 * time.Second)
+	for {
+		if _, err := os.Stat(p.Socket()); err == nil {
+			if _, err := os.Stat(p.childPidFile()); err == nil {
+				fmt.Fprintf(out, "rootless containerd running (pid %d), socket %s\n", pid, p.Socket())
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			_ = os.Remove(p.pidFile())
+			return withCode(ExitFailed, fmt.Errorf("rootless containerd exited at start (%v): %s", err, lastLine(p.log())))
+		case <-deadline:
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			return withCode(ExitFailed, fmt.Errorf("rootless containerd did not come up in 15s: see %s", p.log()))
+		case <-ctx.Done():
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			return withCode(ExitFailed, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// RootlessStop stops the user's rootless containerd and what runs under it.
+func RootlessStop(out io.Writer) error {
+	p, err := UserRootlessPaths()
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	pid, ok := rootlessRunning(p)
+	if !ok {
+		fmt.Fprintln(out, "rootless containerd is not running")
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 100; i++ {
+		if _, ok := rootlessRunning(p); !ok {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, ok := rootlessRunning(p); ok {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	_ = os.Remove(p.pidFile())
+	_ = os.Remove(p.Socket())
+	_ = os.Remove(p.Socket() + ".ttrpc")
+	fmt.Fprintf(out, "stopped rootless containerd (pid %d)\n", pid)
+	return nil
+}
+
+// RootlessStatus prints whether the user's containerd runs, its socket,
+// the prerequisites and which limits this host can enforce rootless.
+func RootlessStatus(out io.Writer) error {
+	p, perr := UserRootlessPaths()
+	if perr == nil {
+		if pid, ok := rootlessRunning(p); ok {
+			fmt.Fprintf(out, "running: yes (rootlesskit pid %d)\nsocket: %s\n", pid, p.Socket())
+		} else {
+			fmt.Fprintf(out, "running: no (start it with `sbxrun rootless start`)\nsocket: %s\n", p.Socket())
+		}
+		fmt.Fprintf(out, "data: %s\n", p.DataDir)
+	}
+	fmt.Fprintf(out, "limits: %s\n", rootlessLimits().describe())
+	for _, pr := range CheckRootless() {
+		if pr.Err != nil {
+			fmt.Fprintf(out, "prerequisite %s: %v\n", pr.Name, pr.Err)
+		}
+	}
+	return nil
+}
+
+func rootlessRunning(p RootlessPaths) (int, bool) {
+	b, err := os.ReadFile(p.pidFile())
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	if procStart(pid) == "" {
+		return 0, false
+	}
+	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return pid, strings.Contains(string(comm), "rootlesskit")
+}
+
+func lastLine(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+// EnterRootless re-executes sbxrun inside the rootless containerd's user
+// and mount namespaces when the invoking user is not root and runs one, as
+// other containerd clients do (nsenter): bind-mount sources, FIFOs and
+// snapshots then resolve the way the daemon sees them. It returns only when
+// there is nothing to enter (or on error); otherwise the process is replaced.
+func EnterRootless(args []string) error {
+	if os.Geteuid() == 0 || InRootlessNamespace() {
+		return nil
+	}
+	if a := os.Getenv("SBXRUN_ADDRESS") + os.Getenv("CONTAINERD_ADDRESS"); a != "" {
+		return nil // the user named a daemon: talk to it directly
+	}
+	p, err := UserRootlessPaths()
+	if err != nil {
+		return nil
+	}
+	b, err := os.ReadFile(p.childPidFile())
+	if err != nil {
+		return nil
+	}
+	child := strings.TrimSpace(string(b))
+	if _, err := strconv.Atoi(child); err != nil || procStart(atoi(child)) == "" {
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return errors.New("nsenter is not installed: `sudo apt-get install -y util-linux`")
+	}
+	wd, _ := os.Getwd()
+	argv := append([]string{"nsenter", "-U", "--preserve-credentials", "-m", "-t", child, "--wd=" + wd, "--", self}, args[1:]...)
+	env := append(os.Environ(), envRootless+"=1", "SBXRUN_ROOTLESS_UID="+strconv.Itoa(os.Getuid()))
+	return syscall.Exec(nsenter, argv, env)
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// limitSupport says whether cgroup limits can be enforced for a rootless
+// sandbox on this host, and why not.
+type limitSupport struct {
+	ok     bool
+	parent string // delegated cgroup (v2) the sandbox's cgroup goes under
+	reason string
+}
+
+func (l limitSupport) describe() string {
+	if l.ok {
+		return "enforced (cgroup v2, delegated " + l.parent + ")"
+	}
+	return "not enforceable: " + l.reason
+}
+
+// rootlessLimits checks cgroup delegation for the invoking user: cgroup v1
+// gives unprivileged users no cgroups at all; v2 needs the memory, cpu and
+// pids controllers delegated (systemd Delegate=yes on user@.service).
+func rootlessLimits() limitSupport {
+	if !cgroupV2() {
+		return limitSupport{reason: "this host uses cgroup v1, which gives unprivileged users no cgroups; boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2) and delegate controllers to users (Delegate=yes for user@.service), or run sbxrun as root"}
+	}
+	uid := os.Getuid()
+	if InRootlessNamespace() {
+		if v, err := strconv.Atoi(os.Getenv("SBXRUN_ROOTLESS_UID")); err == nil {
+			uid = v
+		}
+	}
+	parent := fmt.Sprintf("/user.slice/user-%d.slice/user@%d.service", uid, uid)
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", parent, "cgroup.subtree_control"))
+	if err != nil {
+		return limitSupport{reason: fmt.Sprintf("no delegated cgroup for uid %d (%s): log in through systemd-logind and set Delegate=yes for user@.service (`sudo systemctl edit user@.service`)", uid, parent)}
+	}
+	have := strings.Fields(string(b))
+	for _, c := range []string{"memory", "cpu", "pids"} {
+		found := false
+		for _, h := range have {
+			found = found || h == c
+		}
+		if !found {
+			return limitSupport{reason: fmt.Sprintf("the %s controller is not delegated to uid %d: add it with Delegate=memory cpu pids for user@.service (`sudo systemctl edit user@.service`)", c, uid)}
+		}
+	}
+	return limitSupport{ok: true, parent: parent}
+}
