@@ -135,7 +135,7 @@ func remove(ctx context.Context, c *client.Client, ctr client.Container, force b
 			if !force {
 				return fmt.Errorf("sandbox %q is running: stop it first (`sbxrun stop %s`) or use `sbxrun rm -f %s`", ctr.ID(), ctr.ID(), ctr.ID())
 			}
-			_ = task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+			_ = task.Kill(ctx, syscall.SIGKILL)
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if ch, err := task.Wait(wctx); err == nil {
 				select {

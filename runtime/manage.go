@@ -227,7 +227,7 @@ func stopTask(ctx context.Context, t client.Task, sig syscall.Signal, timeout ti
 		return
 	case <-time.After(timeout):
 	}
-	_ = t.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+	_ = t.Kill(ctx, syscall.SIGKILL)
 	select {
 	case <-ch:
 	case <-time.After(10 * time.Second):

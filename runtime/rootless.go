@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 )
 
 // envRootless marks a process that already runs inside the rootless
@@ -282,6 +285,13 @@ func RootlessStop(out io.Writer) error {
 		fmt.Fprintln(out, "rootless containerd is not running")
 		return nil
 	}
+	// Shims outlive containerd: end the sandboxes first, so stopping
+	// leaves no process, task or mount behind.
+	if n, err := stopAllTasks(p.Socket()); err != nil {
+		fmt.Fprintf(out, "sbxrun: warning: stopping sandboxes: %v\n", err)
+	} else if n > 0 {
+		fmt.Fprintf(out, "stopped %d sandbox(es)\n", n)
+	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	for i := 0; i < 100; i++ {
 		if _, ok := rootlessRunning(p); !ok {
@@ -429,4 +439,50 @@ func rootlessLimits() limitSupport {
 		}
 	}
 	return limitSupport{ok: true, parent: parent}
+}
+
+// stopAllTasks kills and deletes every task of the containerd at socket, in
+// every namespace, and removes the sandboxes sbxrun would remove anyway
+// (--rm). It returns how many tasks it ended.
+func stopAllTasks(socket string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.New(socket, client.WithTimeout(5*time.Second))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	nss, err := c.NamespaceService().List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ns := range nss {
+		nctx := namespaces.WithNamespace(ctx, ns)
+		ctrs, err := c.Containers(nctx)
+		if err != nil {
+			continue
+		}
+		for _, ctr := range ctrs {
+			labels, _ := ctr.Labels(nctx)
+			if _, err := ctr.Task(nctx, nil); err == nil {
+				n++
+			}
+			if labels[LabelRemove] == "true" {
+				_ = remove(nctx, c, ctr, true)
+				continue
+			}
+			if task, err := ctr.Task(nctx, nil); err == nil {
+				_ = task.Kill(nctx, syscall.SIGKILL)
+				if ch, err := task.Wait(nctx); err == nil {
+					select {
+					case <-ch:
+					case <-time.After(10 * time.Second):
+					}
+				}
+				_, _ = task.Delete(nctx, client.WithProcessKill)
+			}
+		}
+	}
+	return n, nil
 }
