@@ -23,6 +23,9 @@ import (
 // containerd's user and mount namespaces (sbxrun re-executes itself there).
 const envRootless = "SBXRUN_ROOTLESS"
 
+// envRootlessWd carries the working directory into the namespaces.
+const envRootlessWd = "SBXRUN_ROOTLESS_WD"
+
 // InRootlessNamespace reports whether this process runs inside the rootless
 // containerd's namespaces, entered by EnterRootless.
 func InRootlessNamespace() bool { return os.Getenv(envRootless) == "1" }
@@ -358,7 +361,20 @@ func lastLine(path string) string {
 // snapshots then resolve the way the daemon sees them. It returns only when
 // there is nothing to enter (or on error); otherwise the process is replaced.
 func EnterRootless(args []string) error {
-	if os.Geteuid() == 0 || InRootlessNamespace() {
+	if InRootlessNamespace() {
+		// Entering a mount namespace moves the cwd to its root, and nsenter's
+		// --wd opens the directory before entering (its dentry is then
+		// unreachable, getcwd fails): change to it by path, here.
+		if wd := os.Getenv(envRootlessWd); wd != "" {
+			_ = os.Unsetenv(envRootlessWd)
+			if err := os.Chdir(wd); err != nil {
+				return fmt.Errorf("the current directory %q is not visible to the rootless containerd: %w; run sbxrun from a directory under your home or /tmp", wd, errors.Unwrap(err))
+			}
+			_ = os.Setenv("PWD", wd)
+		}
+		return nil
+	}
+	if os.Geteuid() == 0 {
 		return nil
 	}
 	if a := os.Getenv("SBXRUN_ADDRESS") + os.Getenv("CONTAINERD_ADDRESS"); a != "" {
@@ -385,8 +401,8 @@ func EnterRootless(args []string) error {
 		return errors.New("nsenter is not installed: `sudo apt-get install -y util-linux`")
 	}
 	wd, _ := os.Getwd()
-	argv := append([]string{"nsenter", "-U", "--preserve-credentials", "-m", "-t", child, "--wd=" + wd, "--", self}, args[1:]...)
-	env := append(os.Environ(), envRootless+"=1", "SBXRUN_ROOTLESS_UID="+strconv.Itoa(os.Getuid()))
+	argv := append([]string{"nsenter", "-U", "--preserve-credentials", "-m", "-t", child, "--", self}, args[1:]...)
+	env := append(os.Environ(), envRootless+"=1", envRootlessWd+"="+wd, "SBXRUN_ROOTLESS_UID="+strconv.Itoa(os.Getuid()))
 	return syscall.Exec(nsenter, argv, env)
 }
 
