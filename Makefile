@@ -5,8 +5,12 @@ BIN := bin/sbxrun
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 DEMO_DIR ?= $(CURDIR)/.sbxrun-dev
+# GPU spec generation (go-nvml) needs cgo; go-nvml's headers use deprecated
+# declarations, which would warn on every build.
+export CGO_ENABLED := 1
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: help build test unit integration fuzz bench lint deps demo demo-stop image clean
+.PHONY: help build test unit integration fuzz bench bench-pull lint deps demo demo-stop image gpu-pack gpu-check clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -19,11 +23,11 @@ build: ## build bin/sbxrun
 
 test: deps ## unit and integration tests (installs what they need; run as root)
 	$(GO) vet ./...
-	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/...
+	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/... ./gpu/...
 	$(GO) test -count=1 -timeout 15m ./integration/...
 
 unit: ## unit tests only (no containerd needed)
-	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/...
+	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/... ./gpu/...
 
 integration: ## integration tests against a private containerd the tests start (root)
 	$(GO) test -count=1 -timeout 15m -v ./integration/...
@@ -48,12 +52,21 @@ demo-stop: ## stop the private containerd started by make demo
 bench: build image ## sbxrun run --rm vs ctr run --rm on the same daemon and image (root)
 	hack/bench.sh
 
+bench-pull: build ## sbxrun pull vs ctr pull of a >=200 MB multi-layer image from a loopback registry (root)
+	hack/bench-pull.sh
+
 lint: ## gofmt, go vet, shellcheck and golangci-lint when present
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; fi
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; fi
 	$(GO) test -count=1 -run TestLayering ./cmd/...
+
+gpu-pack: ## pack sbxrun, containerd, runc and a glibc test image for a GPU host with only a driver (dist/gpu-check.tar.xz)
+	hack/gpu-pack.sh dist/gpu-check.tar.xz
+
+gpu-check: gpu-pack ## on a GPU host (root): sbxrun gpu setup, model-dev -- nvidia-smi -L, a CUDA check, stale specs, timings
+	hack/gpu-check.sh dist/gpu-check.tar.xz
 
 clean: ## remove build outputs
 	rm -rf bin

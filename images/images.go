@@ -1,5 +1,10 @@
-// Package images gets sandbox images into containerd: Ensure applies the pull
-// policy before a run, Pull fetches and unpacks, Load imports archives.
+// Package images gets sandbox images into containerd and manages them there.
+//
+// Ensure applies the pull policy before a run; Pull fetches from a registry
+// (hosts.toml, Docker credentials, retries, progress) and unpacks while
+// layers arrive; Load and Save move images through tarballs for offline
+// hosts; List, Remove and Prune manage what is stored. Nothing here talks to
+// the user except through the io.Writer it is given.
 package images
 
 import (
@@ -7,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/errdefs"
 	docker "github.com/distribution/reference"
 	"github.com/opencontainers/image-spec/identity"
@@ -56,11 +63,19 @@ type Image struct {
 	Snapshotter string
 }
 
+// EnsureOption adjusts the pull Ensure may make.
+type EnsureOption func(*PullOptions)
+
+// WithRegistry sets how Ensure reaches registries.
+func WithRegistry(r RegistryOptions) EnsureOption {
+	return func(o *PullOptions) { o.Registry = r }
+}
+
 // Ensure returns the image ref, pulling it according to policy, unpacked for
 // the snapshotter ("" is containerd's default). Progress goes to out.
 // It reads the image config once and checks the unpacked snapshot with one
 // Stat, which keeps a run's start path short.
-func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter string, out io.Writer) (*Image, error) {
+func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter string, out io.Writer, opts ...EnsureOption) (*Image, error) {
 	name, err := Normalize(ref)
 	if err != nil {
 		return nil, err
@@ -83,7 +98,11 @@ func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter stri
 		}
 	}
 	if img == nil {
-		if img, err = Pull(ctx, c, name, snapshotter, out); err != nil {
+		po := PullOptions{Snapshotter: snapshotter, Progress: out}
+		for _, o := range opts {
+			o(&po)
+		}
+		if img, err = Pull(ctx, c, name, po); err != nil {
 			return nil, err
 		}
 	}
@@ -103,26 +122,6 @@ func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter stri
 	return &Image{Image: img, Config: config, ChainID: chain, Snapshotter: snapshotter}, nil
 }
 
-// Pull fetches ref from its registry and unpacks it.
-func Pull(ctx context.Context, c *client.Client, ref, snapshotter string, out io.Writer) (client.Image, error) {
-	name, err := Normalize(ref)
-	if err != nil {
-		return nil, err
-	}
-	if out != nil {
-		fmt.Fprintf(out, "pulling %s\n", name)
-	}
-	opts := []client.RemoteOpt{client.WithPullUnpack}
-	if snapshotter != "" {
-		opts = append(opts, client.WithPullSnapshotter(snapshotter))
-	}
-	img, err := c.Pull(ctx, name, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("pulling %q: %w; check the name and that the registry is reachable, or `sbxrun load -i FILE` on an offline host", name, err)
-	}
-	return img, nil
-}
-
 func unpack(ctx context.Context, img client.Image, snapshotter string) error {
 	ok, err := img.IsUnpacked(ctx, snapshotter)
 	if err != nil {
@@ -140,7 +139,14 @@ func unpack(ctx context.Context, img client.Image, snapshotter string) error {
 // Load imports an OCI image-layout or docker-archive tarball and unpacks
 // every image in it. It returns the names of the images loaded.
 func Load(ctx context.Context, c *client.Client, r io.Reader, snapshotter string) ([]string, error) {
-	imgs, err := c.Import(ctx, r, client.WithImportPlatform(nil))
+	// Archives are often kept compressed (save | gzip); DecompressStream
+	// passes plain tar through.
+	ds, err := compression.DecompressStream(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading archive: %w", err)
+	}
+	defer ds.Close()
+	imgs, err := c.Import(ctx, ds, client.WithImageRefTranslator(refName))
 	if err != nil {
 		return nil, fmt.Errorf("importing archive: %w; give an OCI layout or docker-archive tarball (sbxrun save, skopeo copy ... oci-archive:FILE)", err)
 	}
@@ -156,4 +162,17 @@ func Load(ctx context.Context, c *client.Client, r io.Reader, snapshotter string
 		return nil, errors.New("the archive holds no named image: tag it when saving (skopeo copy ... oci-archive:FILE:NAME)")
 	}
 	return names, nil
+}
+
+// refName turns an OCI layout's org.opencontainers.image.ref.name into an
+// image name; a bare tag ("latest") names nothing.
+func refName(s string) string {
+	if !strings.ContainsAny(s, "/:@") {
+		return ""
+	}
+	name, err := Normalize(s)
+	if err != nil {
+		return ""
+	}
+	return name
 }

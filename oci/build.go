@@ -56,12 +56,14 @@ const (
 //     allows syscalls by capability
 //  13. NoCgroups: no linux.resources and no cgroupsPath
 //  14. annotations
+//  15. CDI devices, last: after everything that sets env, mounts or hooks
+//     (see withCDI)
 //
 // A user given by name (or an image USER that is one) is resolved from the
 // image's /etc/passwd when the spec is generated, so containerd.WithNewSnapshot
 // must come before containerd.WithNewSpec; numeric ids need no client.
-// Build reads nothing from the host beyond Validate and whether the host has
-// AppArmor.
+// Build reads nothing from the host beyond Validate, whether the host has
+// AppArmor, and the CDI specs when devices are asked for and s.CDI is nil.
 func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -123,6 +125,22 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 	}
 	if len(s.Annotations) > 0 {
 		opts = append(opts, oci.WithAnnotations(s.Annotations))
+	}
+	if len(s.CDIDevices) > 0 {
+		reg := s.CDI
+		if reg == nil {
+			dirs := s.CDISpecDirs
+			if len(dirs) == 0 {
+				dirs = DefaultCDISpecDirs
+			}
+			if reg, err = LoadCDI(dirs, nil); err != nil {
+				return nil, err
+			}
+		}
+		if err := reg.Resolve(s.CDIDevices); err != nil {
+			return nil, err
+		}
+		opts = append(opts, withCDI(reg, s.CDIDevices, s.NoCgroups))
 	}
 	return opts, nil
 }

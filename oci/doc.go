@@ -4,11 +4,13 @@
 //
 //	flags and profile -> ParseSize, ParseVolume, ParseMountFlag, ParseEnv, ParseEnvFile
 //	                  -> Sandbox (resolved by the runtime: no "~", no relative paths)
-//	Build(sandbox, image config) -> Validate -> []oci.SpecOpts, in the order Build documents
+//	LoadCDI(spec dirs) -> CDIRegistry: trusted (owner, mode), strictly parsed and validated CDI specs
+//	Build(sandbox, image config) -> Validate -> []oci.SpecOpts, in the order Build documents,
+//	                  CDI devices last (explicit hook env, trusted hooks, host paths checked)
 //	containerd.WithNewSnapshot(...), containerd.WithNewSpec(opts...) -> config.json
 //
 // Everything here is a pure function of its inputs apart from Validate's
-// stat calls and the AppArmor probe; only the runtime package talks to
-// containerd. Errors about bad input are errdefs.ErrInvalidArgument and name
+// stat calls, the AppArmor probe and reading CDI specs; only the runtime
+// package talks to containerd. Errors about bad input are errdefs.ErrInvalidArgument and name
 // the fix in one line.
 package oci

@@ -95,6 +95,18 @@ type Sandbox struct {
 	ProtectedPaths []string
 	// Annotations are added to the spec.
 	Annotations map[string]string
+
+	// CDIDevices are fully qualified CDI device names (VENDOR/CLASS=NAME,
+	// such as nvidia.com/gpu=all) injected after every other option, so
+	// nothing resets the env, mounts and hooks they add.
+	CDIDevices []string
+	// CDISpecDirs are the directories CDI specs are read from when CDI is
+	// nil; empty is DefaultCDISpecDirs.
+	CDISpecDirs []string
+	// CDI is the loaded, trusted CDI specs the devices come from; nil loads
+	// CDISpecDirs when Build runs. The runtime sets it after checking that
+	// the specs are fresh.
+	CDI *CDIRegistry
 }
 
 // Mount is one mount of a sandbox.

@@ -111,6 +111,9 @@ func (s *Sandbox) Validate() error {
 			return invalidf("apparmor profile %q requested but this host has no AppArmor: drop the apparmor= security option", s.AppArmor)
 		}
 	}
+	if err := validateCDIDevices(s.CDIDevices); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -1,11 +1,30 @@
 package runtime
 
+import (
+	"os"
+	"strings"
+)
+
 // Images of the built-in profiles.
 const (
 	ImageBase     = "ghcr.io/sbxrun/base:latest"
 	ImageModelDev = "ghcr.io/sbxrun/model-dev:latest"
 	ImageTest     = "ghcr.io/sbxrun/test:latest"
 )
+
+// RegistryEnv names the variable that repoints the built-in profiles to a
+// private registry: with SBXRUN_REGISTRY=registry.example.com/mirror, base
+// runs registry.example.com/mirror/base:latest. A profile's image key wins.
+const RegistryEnv = "SBXRUN_REGISTRY"
+
+// builtinImage is ref with ghcr.io/sbxrun replaced by $SBXRUN_REGISTRY.
+func builtinImage(ref string) string {
+	prefix := strings.TrimSuffix(strings.TrimSpace(os.Getenv(RegistryEnv)), "/")
+	if prefix == "" {
+		return ref
+	}
+	return prefix + strings.TrimPrefix(ref, "ghcr.io/sbxrun")
+}
 
 // Where a value came from, as Resolved.Sources says it.
 const (
@@ -31,7 +50,7 @@ func builtinProfiles() map[string]Profile {
 	return map[string]Profile{
 		"base": {
 			Description: "development tools; the current directory at /workspace",
-			Image:       pointerTo(ImageBase),
+			Image:       pointerTo(builtinImage(ImageBase)),
 			Workdir:     pointerTo("/workspace"),
 			Mounts: []MountSpec{
 				{Source: ".", Target: "/workspace"},
@@ -46,7 +65,7 @@ func builtinProfiles() map[string]Profile {
 		"model-dev": {
 			Extends:     "base",
 			Description: "CUDA, PyTorch and Ollama; model caches kept on the host",
-			Image:       pointerTo(ImageModelDev),
+			Image:       pointerTo(builtinImage(ImageModelDev)),
 			Workdir:     pointerTo("/workspace/models"),
 			Mounts: []MountSpec{
 				{Source: "~/.cache/huggingface", Target: "~/.cache/huggingface", Create: true},
@@ -55,11 +74,14 @@ func builtinProfiles() map[string]Profile {
 			},
 			// PyTorch data loaders share tensors through /dev/shm.
 			ShmSize: pointerTo("2g"),
+			// Every GPU, through CDI; a host without GPUs runs without.
+			GPUs: pointerTo("all"),
+			GPU:  pointerTo("optional"),
 		},
 		"test": {
 			Extends:     "base",
 			Description: "browsers, Xvfb and pytest",
-			Image:       pointerTo(ImageTest),
+			Image:       pointerTo(builtinImage(ImageTest)),
 			Workdir:     pointerTo("/workspace/tests"),
 			Env: map[string]string{
 				"DISPLAY":        ":99",

@@ -6,6 +6,8 @@
 //	RunOptions (from the CLI)
 //	  → LoadProfiles + Resolve: built-in < /etc < ~/.config < ./sbxrun.yaml < --config < flags
 //	  → Resolved.Sandbox: ~ and . expanded, caches created → oci.Sandbox, validated
+//	  → GPUs and CDI devices (gpus, gpu, devices): CDI specs loaded, NVIDIA specs
+//	    refreshed when the driver changed (gpu.Refresh), required or optional
 //	  → connect (one-line error naming the fix when the socket is missing)
 //	  → images.Ensure (pull policy) → image config
 //	  → oci.Build → NewContainer(WithNewSnapshot, WithNewSpec) with owner labels

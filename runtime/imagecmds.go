@@ -1,15 +1,46 @@
 package runtime
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/containerd/console"
+	"github.com/containerd/log"
+	"github.com/docker/go-units"
 
 	"github.com/sbxrun/sbxrun/images"
 )
 
-// LoadImages imports an image archive from path ("" or "-" reads stdin).
+// exitInterrupted is the status of a command stopped by SIGINT (128+2).
+const exitInterrupted = 130
+
+// interruptible returns a context that ends on SIGINT or SIGTERM, so that
+// a pull stops cleanly and can be resumed.
+func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// imageError maps an images error to sbxrun's exit status.
+func imageError(err error) error {
+	if errors.Is(err, images.ErrInterrupted) {
+		return withCode(exitInterrupted, err)
+	}
+	return withCode(ExitFailed, err)
+}
+
+// LoadImages imports an image archive from path ("" or "-" reads stdin):
+// an OCI image layout or a docker-archive tarball, plain or compressed.
 func LoadImages(ctx context.Context, g *Global, path string, stdin io.Reader, out io.Writer) error {
 	r := stdin
 	if path != "" && path != "-" {
@@ -19,6 +50,8 @@ func LoadImages(ctx context.Context, g *Global, path string, stdin io.Reader, ou
 		}
 		defer f.Close()
 		r = f
+	} else if f, ok := stdin.(*os.File); ok && isConsole(f) {
+		return withCode(ExitFailed, errors.New("load reads an archive from stdin, which is a terminal: use `sbxrun load -i FILE` or `sbxrun load < FILE`"))
 	}
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
@@ -35,38 +68,345 @@ func LoadImages(ctx context.Context, g *Global, path string, stdin io.Reader, ou
 	return nil
 }
 
-// PullImages pulls the images of the given profiles or image references.
-func PullImages(ctx context.Context, g *Global, lo LoadOptions, targets []string, out io.Writer) error {
-	profs, err := LoadProfiles(lo)
+// PullOptions are the inputs of PullImages.
+type PullOptions struct {
+	// Load finds the profiles.
+	Load LoadOptions
+	// Targets are profile names or image references.
+	Targets []string
+	// Platform is os/arch[/variant]; "" is the host's.
+	Platform string
+	// Quiet prints no progress, only the pulled names on Stdout.
+	Quiet bool
+	// Registry says how to reach registries.
+	Registry images.RegistryOptions
+	// Stdout and Stderr default to the process's.
+	Stdout, Stderr io.Writer
+}
+
+// imageRefs resolves profile names to their images; other targets are
+// image references.
+func imageRefs(profs *Profiles, targets []string) ([]string, error) {
+	refs := make([]string, 0, len(targets))
+	for _, t := range targets {
+		if !profs.Has(t) {
+			refs = append(refs, t)
+			continue
+		}
+		r, err := profs.Resolve(t, nil)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := r.ImageRef()
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+// PullImages pulls the images of the given profiles or image references,
+// one after the other. SIGINT stops it cleanly (exit 130); the next pull
+// resumes the partial layers.
+func PullImages(ctx context.Context, g *Global, o PullOptions) error {
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	profs, err := LoadProfiles(o.Load)
 	if err != nil {
 		return withCode(ExitFailed, err)
 	}
-	refs := make([]string, 0, len(targets))
-	for _, t := range targets {
-		if profs.Has(t) {
-			r, err := profs.Resolve(t, nil)
-			if err != nil {
-				return withCode(ExitFailed, err)
-			}
-			if r.Profile.Image == nil || *r.Profile.Image == "" {
-				return withCode(ExitFailed, fmt.Errorf("profile %q has no image", t))
-			}
-			refs = append(refs, *r.Profile.Image)
+	refs, err := imageRefs(profs, o.Targets)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	for _, ref := range refs {
+		if _, err := images.Normalize(ref); err != nil {
+			return withCode(ExitFailed, err)
+		}
+	}
+	ctx, stop := interruptible(ctx)
+	defer stop()
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	po := images.PullOptions{Registry: o.Registry, Platform: o.Platform, Progress: o.Stderr}
+	if o.Quiet {
+		po.Progress = nil
+	}
+	for _, ref := range refs {
+		img, err := images.Pull(ctx, c, ref, po)
+		if err != nil {
+			return imageError(err)
+		}
+		if o.Quiet {
+			fmt.Fprintln(o.Stdout, img.Name())
+		}
+	}
+	return nil
+}
+
+// ListImages writes the images of the namespace as a table or JSON, with
+// the profiles that run each.
+func ListImages(ctx context.Context, g *Global, lo LoadOptions, format string, w io.Writer) error {
+	if format != "table" && format != "json" {
+		return withCode(ExitFailed, fmt.Errorf("invalid --format %q: use table or json", format))
+	}
+	users := profileImages(lo)
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	list, err := images.List(ctx, c)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	for i := range list {
+		if p := users[list[i].Ref]; p != nil {
+			list[i].Profiles = p
+		}
+	}
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "REF\tDIGEST\tSIZE\tCREATED\tPROFILES")
+	for _, s := range list {
+		dg := strings.TrimPrefix(s.Digest, "sha256:")
+		if len(dg) > 12 {
+			dg = dg[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Ref, dg, units.HumanSize(float64(s.Size)), ago(s.Created), strings.Join(s.Profiles, ","))
+	}
+	return tw.Flush()
+}
+
+// profileImages maps normalized image names to the profiles that run them.
+// Profiles that do not resolve are left out: listing images must not fail
+// on a broken profile file.
+func profileImages(lo LoadOptions) map[string][]string {
+	users := map[string][]string{}
+	profs, err := LoadProfiles(lo)
+	if err != nil {
+		return users
+	}
+	for _, n := range profs.Names() {
+		refs, err := imageRefs(profs, []string{n})
+		if err != nil {
 			continue
 		}
-		refs = append(refs, t)
+		name, err := images.Normalize(refs[0])
+		if err != nil {
+			continue
+		}
+		users[name] = append(users[name], n)
+	}
+	for _, v := range users {
+		sort.Strings(v)
+	}
+	return users
+}
+
+// RemoveImages removes images; force removes images that sandboxes use
+// (their sandboxes keep their snapshots).
+func RemoveImages(ctx context.Context, g *Global, refs []string, force bool, out io.Writer) error {
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	removed, err := images.Remove(ctx, c, refs, force)
+	for _, n := range removed {
+		fmt.Fprintf(out, "Deleted: %s\n", n)
+	}
+	return withCode(ExitFailed, err)
+}
+
+// PruneImages removes images no sandbox uses and, unless all is set, no
+// profile runs, then the content and snapshots nothing references; it
+// prints what it removed and the bytes freed.
+func PruneImages(ctx context.Context, g *Global, lo LoadOptions, all bool, out io.Writer) error {
+	users := map[string][]string{}
+	if !all {
+		users = profileImages(lo)
 	}
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
 		return withCode(ExitFailed, err)
 	}
 	defer c.Close()
-	for _, ref := range refs {
-		if _, err := images.Pull(ctx, c, ref, "", out); err != nil {
+	r, err := images.Prune(ctx, c, "", func(name string) bool { return len(users[name]) > 0 })
+	for _, n := range r.Images {
+		fmt.Fprintf(out, "Deleted: %s\n", n)
+	}
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	fmt.Fprintf(out, "Total reclaimed space: %s (%d bytes)\n", units.HumanSize(float64(r.Freed())), r.Freed())
+	return nil
+}
+
+// SaveImages writes images to path ("" or "-" is out) as a tarball that
+// `sbxrun load`, `docker load` and `ctr images import` accept.
+func SaveImages(ctx context.Context, g *Global, lo LoadOptions, targets []string, path string, allPlatforms bool, out io.Writer) error {
+	if (path == "" || path == "-") && isConsole(out) {
+		return withCode(ExitFailed, errors.New("save writes a tarball, and stdout is a terminal: use `sbxrun save -o FILE IMAGE` or redirect stdout"))
+	}
+	profs, err := LoadProfiles(lo)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	refs, err := imageRefs(profs, targets)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	defer c.Close()
+	return withCode(ExitFailed, images.Save(ctx, c, refs, allPlatforms, path, out))
+}
+
+// LoginOptions are the inputs of Login.
+type LoginOptions struct {
+	// Registry is the registry host.
+	Registry string
+	// Username; asked for on a terminal when empty.
+	Username string
+	// PasswordStdin reads the password from Stdin (CI secrets never reach
+	// argv); without it the password is asked for on a terminal.
+	PasswordStdin bool
+	// Registry options: hosts directories, insecure registries, config dir.
+	RegistryOptions images.RegistryOptions
+	// Stdin, Stdout and Stderr default to the process's.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// quietRegistryLogs keeps containerd's resolver from logging through
+// logrus; sbxrun reports errors itself, and --debug shows the logs.
+func quietRegistryLogs(g *Global) {
+	quietLogs.Do(func() {
+		if g.Debug {
+			_ = log.SetLevel("debug")
+		} else {
+			_ = log.SetLevel("fatal")
+		}
+	})
+}
+
+// Login checks credentials against a registry and stores them in the
+// Docker config (or its credential helper).
+func Login(ctx context.Context, g *Global, o LoginOptions) error {
+	quietRegistryLogs(g)
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	host, err := images.NormalizeRegistry(o.Registry)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	in := bufio.NewReader(o.Stdin)
+	user, password := o.Username, ""
+	if o.PasswordStdin {
+		if user == "" {
+			return withCode(ExitFailed, errors.New("--password-stdin needs the user name as -u USER"))
+		}
+		b, err := io.ReadAll(in)
+		if err != nil {
+			return withCode(ExitFailed, fmt.Errorf("reading the password from stdin: %w", err))
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	} else {
+		f, ok := o.Stdin.(*os.File)
+		if !ok || !isConsole(f) {
+			return withCode(ExitFailed, errors.New("stdin is not a terminal: give the password on stdin with --password-stdin (sbxrun login -u USER --password-stdin REGISTRY < file)"))
+		}
+		if user == "" {
+			fmt.Fprint(o.Stderr, "Username: ")
+			line, _ := in.ReadString('\n')
+			user = strings.TrimSpace(line)
+		}
+		if password, err = readPassword(f, o.Stderr); err != nil {
 			return withCode(ExitFailed, err)
 		}
 	}
+	if password == "" {
+		return withCode(ExitFailed, errors.New("empty password: give it on stdin with --password-stdin"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	file, err := images.Login(ctx, images.LoginOptions{Registry: host, Username: user, Password: password, RegistryOptions: o.RegistryOptions})
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	fmt.Fprintf(o.Stdout, "Login Succeeded (credentials for %s stored via %s)\n", host, file)
 	return nil
+}
+
+// readPassword reads a line from the terminal f without echo.
+func readPassword(f *os.File, prompt io.Writer) (string, error) {
+	con, err := console.ConsoleFromFile(f)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	fmt.Fprint(prompt, "Password: ")
+	if err := con.DisableEcho(); err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	defer func() {
+		_ = con.Reset()
+		fmt.Fprintln(prompt)
+	}()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// Logout removes the stored credentials of a registry.
+func Logout(registry string, ro images.RegistryOptions, out io.Writer) error {
+	host, err := images.NormalizeRegistry(registry)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	had, err := images.Logout(host, ro)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	if !had {
+		fmt.Fprintf(out, "Not logged in to %s\n", host)
+		return nil
+	}
+	fmt.Fprintf(out, "Removed login credentials for %s\n", host)
+	return nil
+}
+
+// isConsole reports whether w is a terminal.
+func isConsole(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := console.ConsoleFromFile(f)
+	return err == nil
 }
 
 // ServerVersion returns containerd's version.

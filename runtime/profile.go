@@ -16,15 +16,15 @@ import (
 // Layers are merged in order (built-in < /etc/sbxrun/sbxrun.yaml <
 // ~/.config/sbxrun/sbxrun.yaml < ./sbxrun.yaml < --config < flags):
 //   - scalars (Image, Pull, Workdir, User, Hostname, Memory, MemorySwap, CPUs,
-//     PidsLimit, ShmSize, Network, ReadOnly, Privileged, StopSignal,
-//     StopTimeout, Description, Extends) are replaced by a later layer that
-//     sets them;
+//     PidsLimit, ShmSize, Network, ReadOnly, Privileged, GPUs, GPU,
+//     StopSignal, StopTimeout, Description, Extends) are replaced by a later
+//     layer that sets them;
 //   - Entrypoint and Command are replaced as a whole (an empty, non-nil list
 //     clears them);
 //   - Env and Labels are merged by key, the later value winning;
 //   - Mounts are merged by target (the target as written, cleaned), a later
 //     mount of the same target replacing the earlier one in place;
-//   - CapAdd, CapDrop and SecurityOpt are appended.
+//   - CapAdd, CapDrop, SecurityOpt and Devices are appended.
 //
 // A profile defined in several files is first merged file by file; then
 // Extends is resolved, the parent (itself fully resolved) being the layer
@@ -74,6 +74,17 @@ type Profile struct {
 	SecurityOpt []string `yaml:"security_opt,omitempty"`
 	// Privileged must be explicit.
 	Privileged *bool `yaml:"privileged,omitempty"`
+	// GPUs asks for NVIDIA GPUs in Docker's --gpus syntax: all, a count,
+	// indices (0,2), device=UUID, or none (no GPU, e.g. to turn off
+	// model-dev's).
+	GPUs *string `yaml:"gpus,omitempty"`
+	// GPU is "required" (the default) or "optional": an optional request
+	// that cannot be met runs without GPUs after one warning line. GPUs
+	// asked for on the command line are always required.
+	GPU *string `yaml:"gpu,omitempty"`
+	// Devices are CDI devices of any vendor (VENDOR/CLASS=NAME, such as
+	// nvidia.com/gpu=0), always required.
+	Devices []string `yaml:"devices,omitempty"`
 	// Labels are added to the container.
 	Labels map[string]string `yaml:"labels,omitempty"`
 	// StopSignal is sent by "sbxrun stop" (default SIGTERM).

@@ -210,7 +210,11 @@ func TestLoadProfilesErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown key", "profiles:\n  base:\n    memroy: 4g\n", 3, `unknown key "memroy" in profile "base": did you mean "memory"?`},
-		{"unknown key far from any", "profiles:\n  base:\n    devices: all\n", 3, `unknown key "devices" in profile "base": use one of`},
+		{"unknown key far from any", "profiles:\n  base:\n    tolerations: all\n", 3, `unknown key "tolerations" in profile "base": use one of`},
+		{"devices is a list", "profiles:\n  base:\n    devices: nvidia.com/gpu=0\n", 3, `"devices" in profile "base" must be a list of strings`},
+		{"bad gpus", "profiles:\n  base:\n    gpus: some\n", 3, `invalid GPU request "some"`},
+		{"bad gpu", "profiles:\n  base:\n    gpu: maybe\n", 3, `unknown gpu "maybe": use required or optional`},
+		{"bad CDI device", "profiles:\n  base:\n    devices: [gpu0]\n", 3, `invalid CDI device "gpu0"`},
 		{"compose key", "profiles:\n  base:\n    volumes: [/a:/b]\n", 3, `unknown key "volumes" in profile "base": sbxrun calls it "mounts"`},
 		{"wrong type list for string", "profiles:\n  base:\n    memory: [1]\n", 3, `"memory" in profile "base" must be a string, not a list`},
 		{"wrong type string for bool", "profiles:\n  base:\n    privileged: \"yes\"\n", 3, `must be true or false, not a string`},

@@ -32,8 +32,8 @@ type Resolved struct {
 	// ("memory", "env.PYTHONPATH", "mounts./workspace" with the target as
 	// written, cleaned), the value "built-in", "FILE:LINE", "flag" or, for
 	// the image of a plain image run, "argument". Appended lists (cap_add,
-	// cap_drop, security_opt) name every layer that added to them, joined by
-	// ", ".
+	// cap_drop, security_opt, devices) name every layer that added to them,
+	// joined by ", ".
 	Sources map[string]string
 	// Chain is Name followed by the profiles it extends, nearest first; nil
 	// for a plain image.
@@ -141,6 +141,8 @@ func flagName(key string) string {
 		return "--label " + sub
 	case "mounts":
 		return "-v/--mount " + sub
+	case "devices":
+		return "--device"
 	case "image":
 		return "image"
 	}
@@ -172,6 +174,8 @@ func mergeProfile(dst *Profile, sources map[string]string, l *Profile, at func(k
 	mergeScalar(&dst.Network, l.Network, "network", set)
 	mergeScalar(&dst.ReadOnly, l.ReadOnly, "read_only", set)
 	mergeScalar(&dst.Privileged, l.Privileged, "privileged", set)
+	mergeScalar(&dst.GPUs, l.GPUs, "gpus", set)
+	mergeScalar(&dst.GPU, l.GPU, "gpu", set)
 	mergeScalar(&dst.StopSignal, l.StopSignal, "stop_signal", set)
 	mergeScalar(&dst.StopTimeout, l.StopTimeout, "stop_timeout", set)
 	mergeScalar(&dst.BestEffortLimits, l.BestEffortLimits, "best_effort_limits", set)
@@ -218,6 +222,7 @@ func mergeProfile(dst *Profile, sources map[string]string, l *Profile, at func(k
 	appendList(&dst.CapAdd, l.CapAdd, "cap_add")
 	appendList(&dst.CapDrop, l.CapDrop, "cap_drop")
 	appendList(&dst.SecurityOpt, l.SecurityOpt, "security_opt")
+	appendList(&dst.Devices, l.Devices, "devices")
 }
 
 // mergeScalar replaces *dst with a copy of *v when v is set.
@@ -316,6 +321,9 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 		if err := m.validate(); err != nil {
 			return fail("mounts."+m.mountKey(), err)
 		}
+	}
+	if err := validateDevices(p); err != nil {
+		return fail(err.key, err.err)
 	}
 	return nil
 }

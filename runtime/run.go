@@ -68,6 +68,9 @@ type RunOptions struct {
 	OnStopping func()
 	// AllowUnsafeMounts lets the host root and daemon sockets be mounted.
 	AllowUnsafeMounts bool
+	// CDISpecDirs are the CDI spec directories (--cdi-spec-dir); empty
+	// resolves through ResolveCDISpecDirs.
+	CDISpecDirs []string
 	// Load says where profile files are read from.
 	Load LoadOptions
 	// Host is the invoking user's home and current directory; zero values
@@ -154,6 +157,9 @@ func (o *RunOptions) prepare() (*prepared, error) {
 	sb.Terminal = o.TTY && !o.Detach
 	sb.ProtectedPaths = append(sb.ProtectedPaths, strings.TrimPrefix(ResolveAddress(o.Address), "unix://"))
 	applyCgroupFacts(sb)
+	if err := o.cdiDevices(res, sb); err != nil {
+		return nil, err
+	}
 	if err := o.hostFiles(sb); err != nil {
 		return nil, err
 	}

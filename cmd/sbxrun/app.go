@@ -12,6 +12,7 @@ import (
 
 	"github.com/sbxrun/sbxrun/oci"
 	"github.com/sbxrun/sbxrun/runtime"
+	"github.com/sbxrun/sbxrun/runtime/systemd"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,11 +33,13 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Value: runtime.DefaultNamespace, EnvVars: []string{"SBXRUN_NAMESPACE"}, Usage: "containerd namespace"},
 			&cli.StringFlag{Name: "config", Usage: "extra profile file, layered over the others"},
 			&cli.BoolFlag{Name: "debug", Usage: "print more detail"},
+			&cli.StringSliceFlag{Name: "cdi-spec-dir", Usage: "CDI spec directory, repeatable, later ones win (env " + runtime.CDISpecDirsEnv + ", colon-separated; default /etc/cdi and /var/run/cdi)"},
 		},
 		OnUsageError: usageError,
 		Commands: []*cli.Command{
 			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(),
-			execCommand(), gcCommand(), rootlessCommand(), profilesCommand(), loadCommand(), pullCommand(), versionCommand(), completionCommand(),
+			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
+			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(),
 		},
 	}
 }
@@ -111,7 +114,12 @@ var runFlags = []cli.Flag{
 	&cli.StringFlag{Name: "stop-signal", Usage: "signal that stops the sandbox (default SIGTERM)"},
 	&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "forward signals sbxrun receives to the workload"},
 	&cli.BoolFlag{Name: "allow-unsafe-mounts", Usage: "allow mounting the host's / or the containerd/Docker sockets"},
+	&cli.StringFlag{Name: "gpus", Usage: "NVIDIA GPUs through CDI: all, a count (2), indices (0,2), device=UUID, or none"},
+	&cli.StringSliceFlag{Name: "device", Usage: "CDI device VENDOR/CLASS=NAME (nvidia.com/gpu=0), repeatable"},
 	&cli.BoolFlag{Name: "best-effort-limits", Usage: "rootless: run without the limits this host cannot enforce (with a warning) instead of refusing"},
+	// systemd-notify is what a unit from `sbxrun systemd generate` passes:
+	// report readiness to systemd, and stop the workload on SIGTERM.
+	&cli.BoolFlag{Name: "systemd-notify", Hidden: true},
 }
 
 // runOptions turns run flags into runtime.RunOptions.
@@ -130,6 +138,7 @@ func runOptions(c *cli.Context) (*runtime.RunOptions, error) {
 		TTY:               c.Bool("tty"),
 		SigProxy:          c.Bool("sig-proxy"),
 		AllowUnsafeMounts: c.Bool("allow-unsafe-mounts"),
+		CDISpecDirs:       c.StringSlice("cdi-spec-dir"),
 	}
 	rest := args[1:]
 	if len(rest) > 0 && rest[0] == "--" {
@@ -169,6 +178,8 @@ func flagLayer(c *cli.Context) (*runtime.Profile, error) {
 	p.Pull = str("pull")
 	p.Hostname = str("hostname")
 	p.StopSignal = str("stop-signal")
+	p.GPUs = str("gpus")
+	p.Devices = c.StringSlice("device")
 	if c.IsSet("cpus") {
 		v := c.Float64("cpus")
 		p.CPUs = &v
@@ -283,6 +294,9 @@ func runCommand() *cli.Command {
 			o, err := runOptions(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("systemd-notify") {
+				systemd.Notify(o, os.Stderr)
 			}
 			return runtime.Run(c.Context, o)
 		},
@@ -480,30 +494,6 @@ func profilesCommand() *cli.Command {
 					}
 					return r.Describe(os.Stdout)
 				}},
-		},
-	}
-}
-
-func loadCommand() *cli.Command {
-	return &cli.Command{
-		Name: "load", Usage: "import images from an OCI layout or docker-archive tarball", OnUsageError: usageError,
-		Flags: []cli.Flag{&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "archive file (default stdin)"}},
-		Action: func(c *cli.Context) error {
-			g := global(c)
-			return runtime.LoadImages(c.Context, &g, c.String("input"), os.Stdin, os.Stdout)
-		},
-	}
-}
-
-func pullCommand() *cli.Command {
-	return &cli.Command{
-		Name: "pull", Usage: "pull the images of profiles or image references", ArgsUsage: "PROFILE|IMAGE...", OnUsageError: usageError,
-		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return failf("pull needs a profile or image: `sbxrun pull base`")
-			}
-			g := global(c)
-			return runtime.PullImages(c.Context, &g, loadOptions(c), c.Args().Slice(), os.Stderr)
 		},
 	}
 }

@@ -71,7 +71,7 @@ func splitRunArgs(flags []cli.Flag, args []string) (flagArgs []string, target st
 }
 
 // globalValueFlags are the global flags that take a value.
-var globalValueFlags = map[string]bool{"address": true, "namespace": true, "n": true, "config": true}
+var globalValueFlags = map[string]bool{"address": true, "namespace": true, "n": true, "config": true, "cdi-spec-dir": true}
 
 // rewriteArgs turns the shorthand `sbxrun [global] TARGET ...` into
 // `sbxrun [global] run TARGET ...`, and moves run flags given after TARGET

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/sbxrun/sbxrun/hooks"
 	"github.com/sbxrun/sbxrun/runtime"
 )
 
@@ -24,6 +25,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "sbxrun: "+err.Error())
 			os.Exit(runtime.ExitFailed)
 		}
+	}
+	// The sbxrun binary is also the CDI hook its GPU specs run.
+	if args, ok := hooks.Invoked(os.Args); ok {
+		os.Exit(serveHook(args))
 	}
 	app := newApp()
 	err := app.RunContext(context.Background(), rewriteArgs(app, os.Args))

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sbxrun/sbxrun/images"
+	"github.com/sbxrun/sbxrun/runtime"
+)
+
+// registryFlags say how to reach registries.
+var registryFlags = []cli.Flag{
+	&cli.StringSliceFlag{Name: "hosts-dir", Usage: "directory of HOST/hosts.toml files, searched before ~/.config/containerd/certs.d and /etc/containerd/certs.d (repeatable)"},
+	&cli.StringSliceFlag{Name: "insecure-registry", Usage: "registry HOST[:PORT] reached without TLS verification, or plain HTTP (repeatable; localhost needs none)"},
+}
+
+func registryOptions(c *cli.Context) images.RegistryOptions {
+	return images.RegistryOptions{HostsDirs: c.StringSlice("hosts-dir"), Insecure: c.StringSlice("insecure-registry")}
+}
+
+func pullCommand() *cli.Command {
+	return &cli.Command{
+		Name: "pull", Usage: "pull the images of profiles or image references", ArgsUsage: "PROFILE|IMAGE...", OnUsageError: usageError,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "platform", Usage: "os/arch[/variant] to pull (default: this host's)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress; print the pulled names"},
+		}, registryFlags...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("pull needs a profile or image: `sbxrun pull base`")
+			}
+			g := global(c)
+			return runtime.PullImages(c.Context, &g, runtime.PullOptions{
+				Load: loadOptions(c), Targets: c.Args().Slice(), Platform: c.String("platform"), Quiet: c.Bool("quiet"),
+				Registry: registryOptions(c),
+			})
+		},
+	}
+}
+
+func loadCommand() *cli.Command {
+	return &cli.Command{
+		Name: "load", Usage: "import images from an OCI layout or docker-archive tarball (plain, gzip or zstd)", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "archive file (default stdin)"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return failf("load takes the archive as -i FILE, not %q", c.Args().First())
+			}
+			g := global(c)
+			return runtime.LoadImages(c.Context, &g, c.String("input"), os.Stdin, os.Stdout)
+		},
+	}
+}
+
+func saveCommand() *cli.Command {
+	return &cli.Command{
+		Name: "save", Usage: "write images to a tarball for `sbxrun load` on another host", ArgsUsage: "PROFILE|IMAGE...", OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive file (default stdout)"},
+			&cli.BoolFlag{Name: "all-platforms", Usage: "include every platform the image has (default: this host's)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("save needs an image: `sbxrun save -o base.tar base`")
+			}
+			g := global(c)
+			return runtime.SaveImages(c.Context, &g, loadOptions(c), c.Args().Slice(), c.String("output"), c.Bool("all-platforms"), os.Stdout)
+		},
+	}
+}
+
+func imagesCommand() *cli.Command {
+	return &cli.Command{
+		Name: "images", Usage: "list images: reference, digest, size and the profiles that run them", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"}},
+		Action: func(c *cli.Context) error {
+			g := global(c)
+			return runtime.ListImages(c.Context, &g, loadOptions(c), c.String("format"), os.Stdout)
+		},
+	}
+}
+
+func rmiCommand() *cli.Command {
+	return &cli.Command{
+		Name: "rmi", Usage: "remove images", ArgsUsage: "IMAGE...", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove images that sandboxes use"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("rmi needs an image: `sbxrun rmi IMAGE` (`sbxrun images` lists them)")
+			}
+			g := global(c)
+			return runtime.RemoveImages(c.Context, &g, c.Args().Slice(), c.Bool("force"), os.Stdout)
+		},
+	}
+}
+
+func pruneCommand() *cli.Command {
+	return &cli.Command{
+		Name: "prune", Usage: "remove images no sandbox uses and no profile runs, and unreferenced content; report bytes freed", OnUsageError: usageError,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "also remove the images of profiles"}},
+		Action: func(c *cli.Context) error {
+			g := global(c)
+			return runtime.PruneImages(c.Context, &g, loadOptions(c), c.Bool("all"), os.Stdout)
+		},
+	}
+}
+
+func loginCommand() *cli.Command {
+	return &cli.Command{
+		Name: "login", Usage: "store credentials for a registry in ~/.docker/config.json (or its credential helper)", ArgsUsage: "REGISTRY", OnUsageError: usageError,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "user name"},
+			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from stdin"},
+		}, registryFlags...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return failf("login needs one registry: `sbxrun login -u USER --password-stdin REGISTRY < file`")
+			}
+			g := global(c)
+			return runtime.Login(c.Context, &g, runtime.LoginOptions{
+				Registry: c.Args().First(), Username: c.String("username"), PasswordStdin: c.Bool("password-stdin"),
+				RegistryOptions: registryOptions(c),
+			})
+		},
+	}
+}
+
+func logoutCommand() *cli.Command {
+	return &cli.Command{
+		Name: "logout", Usage: "remove the stored credentials of a registry", ArgsUsage: "REGISTRY", OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return failf("logout needs one registry: `sbxrun logout REGISTRY`")
+			}
+			return runtime.Logout(c.Args().First(), images.RegistryOptions{}, os.Stdout)
+		},
+	}
+}

@@ -1,0 +1,209 @@
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/sbxrun/sbxrun/hooks"
+	"github.com/sbxrun/sbxrun/oci"
+)
+
+// Device is one GPU as NVML reports it.
+type Device struct {
+	// Index is NVML's index.
+	Index int
+	// Name is the product name.
+	Name string
+	// UUID is the GPU's UUID.
+	UUID string
+}
+
+// ListDevices returns the GPUs NVML reports, with the driver version.
+func ListDevices(lib nvml.Interface, driverRoot string) (string, []Device, error) {
+	if driverRoot == "" {
+		driverRoot = "/"
+	}
+	if lib == nil {
+		var err error
+		if lib, err = loadNVML(driverRoot); err != nil {
+			return "", nil, err
+		}
+	}
+	version, count, err := probe(lib, driverRoot)
+	if err != nil {
+		return "", nil, err
+	}
+	if ret := lib.Init(); ret != nvml.SUCCESS {
+		return "", nil, fmt.Errorf("NVML: %v", ret)
+	}
+	defer lib.Shutdown()
+	var devs []Device
+	for i := range count {
+		d, ret := lib.DeviceGetHandleByIndex(i)
+		if ret != nvml.SUCCESS {
+			return version, devs, fmt.Errorf("GPU %d: %v", i, ret)
+		}
+		name, _ := d.GetName()
+		uuid, _ := d.GetUUID()
+		devs = append(devs, Device{Index: i, Name: name, UUID: uuid})
+	}
+	return version, devs, nil
+}
+
+// CheckHook checks the binary a spec's hooks run: an absolute path to an
+// executable owned by a trusted user and not writable by others, that
+// answers the no-op hook (`nvidia-cdi-hook noop`) within five seconds, in
+// the explicit hook environment.
+func CheckHook(path string, trusted []uint32) error {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("hook %q is not an absolute path", path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("hook %q: %w", path, errors.Unwrap(err))
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("hook %q is not an executable file", path)
+	}
+	if err := oci.CheckTrustedFile("hook", path, fi, trusted); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "noop")
+	cmd.Args[0] = hooks.Name
+	cmd.Env = hooks.Env(nil)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("hook %q does not run (`%s noop`: %v): %s", path, hooks.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// StatusOptions configure Status.
+type StatusOptions struct {
+	// SpecDirs are the CDI spec directories.
+	SpecDirs []string
+	// DriverRoot is where the driver is installed ("/" when empty).
+	DriverRoot string
+	// NVML is the NVML library to ask; nil loads the host's.
+	NVML nvml.Interface
+}
+
+// Status writes what sbxrun knows about the host's GPUs: the loaded driver,
+// the GPUs, every CDI spec file (devices, the driver it was generated for
+// and whether it is fresh, or why it was refused) and the health of the
+// hook binaries the NVIDIA specs run. It returns an error naming the first
+// problem and its fix when GPU sandboxes would not work.
+func Status(w io.Writer, o StatusOptions) error {
+	var problems []string
+	problem := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+
+	loaded, lerr := LoadedDriverVersion()
+	switch {
+	case lerr != nil:
+		fmt.Fprintf(w, "driver:    %v\n", lerr)
+		problem("%v: install or load the NVIDIA driver (nvidia-smi tells whether it works)", lerr)
+	default:
+		fmt.Fprintf(w, "driver:    %s (loaded)\n", loaded)
+	}
+
+	_, devs, derr := ListDevices(o.NVML, o.DriverRoot)
+	switch {
+	case derr != nil:
+		fmt.Fprintf(w, "GPUs:      %v\n", derr)
+		if lerr == nil {
+			problem("%v", derr)
+		}
+	default:
+		for i, d := range devs {
+			label := "GPUs:"
+			if i > 0 {
+				label = ""
+			}
+			fmt.Fprintf(w, "%-10s %d  %s  %s\n", label, d.Index, d.Name, d.UUID)
+		}
+	}
+
+	reg, err := oci.LoadCDI(o.SpecDirs, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "CDI specs: %s\n", strings.Join(o.SpecDirs, ", "))
+	var hookPaths []string
+	nvidia := 0
+	for _, s := range reg.Specs() {
+		kind := s.GetVendor() + "/" + s.GetClass()
+		line := fmt.Sprintf("  %s  %s  devices: %s", s.Path, kind, shortNames(deviceNames(s.Spec.Spec)))
+		if s.GetVendor() == "nvidia.com" {
+			nvidia++
+			v := SpecDriverVersion(s.Spec.Spec)
+			if v == "" {
+				v = "unknown"
+			}
+			line += "  driver " + v
+			if reasons := Stale(s.Spec.Spec, loaded); len(reasons) > 0 {
+				line += "  STALE: " + strings.Join(reasons, "; ")
+				problem("CDI spec %q is stale (%s): run `sudo sbxrun gpu setup --output %s`", s.Path, strings.Join(reasons, "; "), s.Path)
+			} else {
+				line += "  fresh"
+			}
+			for _, e := range allEdits(s.Spec.Spec) {
+				for _, h := range e.Hooks {
+					if !slices.Contains(hookPaths, h.Path) {
+						hookPaths = append(hookPaths, h.Path)
+					}
+				}
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, rf := range reg.Refused() {
+		fmt.Fprintf(w, "  %s  REFUSED: %v\n", rf.Path, rf.Err)
+		problem("%v", rf.Err)
+	}
+	if nvidia == 0 {
+		fmt.Fprintf(w, "  no spec for NVIDIA GPUs\n")
+		if lerr == nil && derr == nil {
+			problem("no CDI spec for NVIDIA GPUs in %s: run `sudo sbxrun gpu setup`", strings.Join(o.SpecDirs, ", "))
+		}
+	}
+	for _, p := range hookPaths {
+		if err := CheckHook(p, reg.Trusted()); err != nil {
+			fmt.Fprintf(w, "hook:      %v\n", err)
+			problem("%v: run `sudo sbxrun gpu setup` to point the spec at this sbxrun", err)
+			continue
+		}
+		fmt.Fprintf(w, "hook:      %s ok (trusted owner, runs as %s)\n", p, hooks.Name)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("GPU sandboxes will not work: %s", problems[0])
+	}
+	return nil
+}
+
+// shortNames lists device names with the UUIDs counted, not spelled out.
+func shortNames(names []string) string {
+	var short []string
+	uuids := 0
+	for _, n := range names {
+		if strings.HasPrefix(n, "GPU-") || strings.HasPrefix(n, "MIG-") {
+			uuids++
+			continue
+		}
+		short = append(short, n)
+	}
+	out := strings.Join(short, ", ")
+	if uuids > 0 {
+		out += fmt.Sprintf(" (+%d UUIDs)", uuids)
+	}
+	return out
+}

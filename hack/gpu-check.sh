@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# gpu-check.sh [PACK.tar.xz]
+#
+# Checks sbxrun's GPU support on a real GPU host, as root. The host needs only
+# the NVIDIA driver: everything else comes in PACK (default
+# dist/gpu-check.tar.xz, made by hack/gpu-pack.sh or `make gpu-pack`). It
+# starts a private containerd under /tmp, runs `sbxrun gpu setup`, loads a
+# small glibc image as the model-dev profile's image, and runs
+#
+#   sbxrun model-dev -- nvidia-smi -L            (model-dev asks for all GPUs)
+#   sbxrun run --gpus all|1|device=0|device=UUID, --device nvidia.com/gpu=0
+#   cuda-check                                   (CUDA driver API: context, 64 MiB fill + read back)
+#   a stale spec (driver version, missing file) that a run regenerates
+#   an OOM kill under --memory, the sandbox's confinement, timings
+#
+# Everything goes to one log, gpu-check.log in $OUT (the device runner's
+# output folder) or the current directory, next to the generated CDI spec
+# and the config.json of a GPU sandbox. Exit status: the number of failed
+# checks (0: all passed).
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+pack=${1:-$repo/dist/gpu-check.tar.xz}
+outdir=${OUT:-$PWD}
+mkdir -p "$outdir"
+log=$outdir/gpu-check.log
+exec > >(tee "$log") 2>&1
+
+fails=0
+pass() { echo "PASS: $*"; }
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+# ok PASS_MSG FAIL_MSG: reports the status of the command just run.
+ok() {
+	if [[ $? -eq 0 ]]; then pass "$1"; else fail "$2"; fi
+}
+step() { printf '\n== %s\n' "$*"; }
+now_ms() { date +%s%3N; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
+
+# run_sb LABEL ARGS...: runs sbxrun, keeps stdout in $out, stderr in $err,
+# the exit status in $rc and the wall time in $took (ms), and prints them.
+run_sb() {
+	local label=$1
+	shift
+	local t0
+	t0=$(now_ms)
+	out=$("$SBXRUN" "$@" 2>"$W/stderr")
+	rc=$?
+	took=$(($(now_ms) - t0))
+	err=$(cat "$W/stderr")
+	echo "\$ sbxrun $(printf '%q ' "$@")"
+	[[ -n $out ]] && printf '%s\n' "$out" | sed 's/^/  | /'
+	[[ -n $err ]] && printf '%s\n' "$err" | sed 's/^/  ! /'
+	echo "  -> exit $rc in ${took} ms ($label)"
+}
+
+[[ $(id -u) -eq 0 ]] || {
+	echo "gpu-check: run as root (a private containerd and runc need it)" >&2
+	exit 125
+}
+[[ -f $pack ]] || {
+	echo "gpu-check: $pack not found: build it with \`make gpu-pack\` on a machine with Go and Debian's containerd" >&2
+	exit 125
+}
+
+W=$(mktemp -d /tmp/sbxrun-gpu-check.XXXXXX)
+ctd_pid=
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+	if [[ -n $ctd_pid ]]; then
+		kill "$ctd_pid" 2>/dev/null
+		wait "$ctd_pid" 2>/dev/null
+	fi
+	grep -o " $W/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+step "host"
+echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+# shellcheck source=/dev/null
+echo "os:       $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), kernel $(uname -r), $(nproc) cores"
+echo "cgroup:   $(stat -fc %T /sys/fs/cgroup)"
+echo "driver:   $(head -n1 /proc/driver/nvidia/version 2>/dev/null || echo 'not loaded')"
+smi=$(command -v nvidia-smi || ls /usr/local/nvidia/bin/nvidia-smi 2>/dev/null)
+if [[ -n $smi ]]; then
+	echo "nvidia-smi: $smi"
+	"$smi" --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | sed 's/^/  /'
+	host_gpus=$("$smi" -L | grep -c '^GPU ')
+	uuid=$("$smi" -L | sed -n 's/.*(UUID: \(GPU-[^)]*\)).*/\1/p' | head -n1)
+else
+	echo "nvidia-smi: not found"
+	host_gpus=0
+	uuid=
+fi
+
+step "unpack $pack"
+t0=$(now_ms)
+tar -C "$W" -xJf "$pack" || fail "unpacking $pack"
+echo "unpacked in $(($(now_ms) - t0)) ms"
+B=$W/gpu-check
+SBXRUN=$B/bin/sbxrun
+export PATH=$B/bin:$PATH
+export HOME=$W/home XDG_CONFIG_HOME=$W/home/.config SBXRUN_STATE_DIR=$W/state SBXRUN_SYSTEM_CONFIG=$W/none.yaml
+mkdir -p "$HOME" "$W/work"
+cd "$W/work" || exit 125
+"$SBXRUN" version 2>/dev/null | head -n1
+LD_LIBRARY_PATH=$B/lib runc --version | head -n1
+
+step "private containerd"
+mkdir -p "$W/ctd"
+cat >"$W/ctd/config.toml" <<EOF
+version = 2
+root = "$W/ctd/root"
+state = "$W/ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "$W/ctd/containerd.sock"
+
+[ttrpc]
+  address = "$W/ctd/containerd.sock.ttrpc"
+EOF
+t0=$(now_ms)
+LD_LIBRARY_PATH=$B/lib containerd --config "$W/ctd/config.toml" >"$W/ctd/containerd.log" 2>&1 &
+ctd_pid=$!
+for _ in $(seq 100); do
+	[[ -S $W/ctd/containerd.sock ]] && break
+	sleep 0.1
+done
+if [[ -S $W/ctd/containerd.sock ]]; then
+	pass "containerd up in $(($(now_ms) - t0)) ms"
+else
+	fail "containerd did not start"
+	tail -n 20 "$W/ctd/containerd.log"
+	exit 1
+fi
+export SBXRUN_ADDRESS=$W/ctd/containerd.sock
+
+step "sbxrun gpu setup"
+run_sb "setup" gpu setup
+if [[ $rc -eq 0 && -f /var/run/cdi/nvidia.yaml ]]; then
+	pass "gpu setup in $took ms"
+	cp /var/run/cdi/nvidia.yaml "$outdir/nvidia.yaml"
+else
+	fail "gpu setup"
+fi
+run_sb "status" gpu status
+[[ $rc -eq 0 ]]
+ok "gpu status" "gpu status"
+run_sb "setup --if-stale" gpu setup --if-stale
+[[ $rc -eq 0 && $out == *"up to date"* ]]
+ok "setup --if-stale finds the spec fresh" "setup --if-stale"
+if "$SBXRUN" nvidia-cdi-hook noop && (exec -a nvidia-cdi-hook "$SBXRUN" noop); then
+	pass "sbxrun serves nvidia-cdi-hook (subcommand and argv[0])"
+else
+	fail "sbxrun as nvidia-cdi-hook"
+fi
+
+step "load the test image"
+run_sb "load" load -i "$B/image.tar"
+[[ $rc -eq 0 ]]
+ok "image loaded in $took ms" "load"
+IMG=localhost/sbxrun/gpu-check:1
+
+step "GPU sandboxes"
+gpu_check() { # LABEL WANT_GPUS ARGS...
+	local label=$1 want=$2
+	shift 2
+	run_sb "$label" "$@"
+	local n
+	n=$(printf '%s\n' "$out" | grep -c '^GPU [0-9]')
+	if [[ $rc -eq 0 && $n -eq $want ]]; then
+		pass "$label: $n GPU(s) in $took ms"
+	else
+		fail "$label: exit $rc, $n GPU(s), want $want"
+	fi
+}
+gpu_check "model-dev -- nvidia-smi -L" "$host_gpus" model-dev --pull never -- nvidia-smi -L
+gpu_check "model-dev --gpus all" "$host_gpus" model-dev --pull never --gpus all -- nvidia-smi -L
+gpu_check "--gpus all" "$host_gpus" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+gpu_check "--gpus 1" 1 run --pull never --gpus 1 "$IMG" -- nvidia-smi -L
+gpu_check "--gpus device=0" 1 run --pull never --gpus device=0 "$IMG" -- nvidia-smi -L
+[[ -n $uuid ]] && gpu_check "--gpus device=UUID" 1 run --pull never --gpus "device=$uuid" "$IMG" -- nvidia-smi -L
+gpu_check "--device nvidia.com/gpu=0" 1 run --pull never --device nvidia.com/gpu=0 "$IMG" -- nvidia-smi -L
+gpu_check "--gpus none" 0 run --pull never --gpus none "$IMG" -- sh -c 'nvidia-smi -L 2>/dev/null; true'
+
+step "CUDA"
+run_sb "cuda-check" run --pull never --gpus all "$IMG" -- cuda-check
+[[ $rc -eq 0 && $out == *"fill/read back OK"* ]]
+ok "CUDA driver API in a sandbox ($took ms)" "cuda-check"
+
+step "what a GPU sandbox gets"
+# shellcheck disable=SC2016 # expanded in the sandbox
+run_sb "confinement" run --pull never --gpus all "$IMG" -- sh -c 'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; echo "PATH=$PATH"; ls /dev | grep nvidia | tr "\n" " "; echo'
+[[ $out == *"NoNewPrivs:	1"* && $out == *"Seccomp:	2"* ]]
+ok "no-new-privileges and seccomp with GPUs" "confinement"
+"$SBXRUN" spec --pull never --gpus all "$IMG" -- true >"$outdir/gpu-spec.json" 2>"$W/stderr"
+hooks=$(grep -c '"path": ' "$outdir/gpu-spec.json")
+if grep -q '"sbxrun.cdi-devices": "nvidia.com/gpu=all"' "$outdir/gpu-spec.json" && ! grep -q '"LD_' "$outdir/gpu-spec.json"; then
+	pass "sbxrun spec shows the injection ($hooks paths; no LD_* anywhere)"
+else
+	fail "sbxrun spec"
+fi
+
+step "timings (5 runs each, median)"
+with=() without=()
+for _ in 1 2 3 4 5; do
+	t0=$(now_ms)
+	"$SBXRUN" run --pull never --gpus all "$IMG" -- true >/dev/null 2>&1
+	with+=($(($(now_ms) - t0)))
+	t0=$(now_ms)
+	"$SBXRUN" run --pull never --gpus none "$IMG" -- true >/dev/null 2>&1
+	without+=($(($(now_ms) - t0)))
+done
+echo "run --rm true with --gpus all: $(printf '%s\n' "${with[@]}" | median) ms  (${with[*]})"
+echo "run --rm true without GPUs:    $(printf '%s\n' "${without[@]}" | median) ms  (${without[*]})"
+"$SBXRUN" --debug run --pull never --gpus all "$IMG" -- true 2>&1 | grep 'debug:' | sed 's/^/  /'
+
+step "a spec made before a driver upgrade"
+spec=/var/run/cdi/nvidia.yaml
+if [[ -f $spec ]]; then
+	sed -i 's/^\(  *sbxrun.driver-version: \).*/\11.0.0/' "$spec"
+	run_sb "stale version" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+	[[ $rc -eq 0 && $err == *"regenerated the CDI spec"* && $out == *"GPU 0"* ]]
+	ok "a stale spec (driver version) is regenerated by the run" "stale version"
+	lib=$(grep -o 'hostPath: [^ ]*libnvidia-ml.so.[0-9.]*' "$spec" | head -n1 | cut -d' ' -f2)
+	if [[ -n $lib ]]; then
+		sed -i "s#hostPath: $lib\$#hostPath: $lib.gone#" "$spec"
+		run_sb "stale file" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+		[[ $rc -eq 0 && $err == *"regenerated the CDI spec"* && $out == *"GPU 0"* ]]
+		ok "a stale spec (missing library) is regenerated by the run" "stale file"
+	fi
+	run_sb "fresh again" gpu setup --if-stale
+	[[ $out == *"up to date"* ]]
+	ok "the regenerated spec is fresh" "fresh again"
+fi
+
+step "OOM under --memory"
+run_sb "oom" run --pull never --memory 32m "$IMG" -- sh -c 'head -c 300m /dev/zero | tail'
+[[ $rc -eq 137 && $err == *"OOM-killed"* ]]
+ok "OOM kill exits 137 with the report" "OOM: exit $rc"
+
+step "left behind"
+left=$("$SBXRUN" ps -a 2>/dev/null | tail -n +2)
+[[ -z $left ]]
+ok "no sandbox left" "sandboxes left: $left"
+
+echo
+echo "gpu-check: $fails failure(s); log $log"
+exit "$fails"

@@ -1,0 +1,169 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"tags.cncf.io/container-device-interface/pkg/parser"
+
+	"github.com/sbxrun/sbxrun/gpu"
+	"github.com/sbxrun/sbxrun/oci"
+)
+
+// CDISpecDirsEnv names the variable that lists CDI spec directories,
+// colon-separated, when --cdi-spec-dir is not given.
+const CDISpecDirsEnv = "SBXRUN_CDI_SPEC_DIRS"
+
+// ResolveCDISpecDirs picks the CDI spec directories: the explicit ones
+// (--cdi-spec-dir), then $SBXRUN_CDI_SPEC_DIRS, then /etc/cdi and
+// /var/run/cdi. Later directories take priority.
+func ResolveCDISpecDirs(explicit []string) []string {
+	if len(explicit) > 0 {
+		return slices.Clone(explicit)
+	}
+	if env := os.Getenv(CDISpecDirsEnv); env != "" {
+		var dirs []string
+		for _, d := range strings.Split(env, ":") {
+			if d != "" {
+				dirs = append(dirs, d)
+			}
+		}
+		if len(dirs) > 0 {
+			return dirs
+		}
+	}
+	return slices.Clone(oci.DefaultCDISpecDirs)
+}
+
+// keyError is a validation problem with one profile key.
+type keyError struct {
+	key string
+	err error
+}
+
+// validateDevices checks the gpus, gpu and devices keys of one layer.
+func validateDevices(p *Profile) *keyError {
+	if p.GPUs != nil {
+		if _, err := gpu.ParseRequest(*p.GPUs); err != nil {
+			return &keyError{"gpus", err}
+		}
+	}
+	if p.GPU != nil {
+		switch *p.GPU {
+		case "required", "optional":
+		default:
+			return &keyError{"gpu", fmt.Errorf("unknown gpu %q: use required or optional", *p.GPU)}
+		}
+	}
+	for _, d := range p.Devices {
+		if _, _, _, err := parser.ParseQualifiedName(d); err != nil {
+			return &keyError{"devices", fmt.Errorf("invalid CDI device %q: use VENDOR/CLASS=NAME, such as nvidia.com/gpu=0", d)}
+		}
+	}
+	return nil
+}
+
+// cdiDevices resolves the profile's GPU request and CDI devices into
+// sb.CDIDevices and the registry they come from, after making sure the
+// NVIDIA specs fit the loaded driver (gpu.Refresh). A device the command
+// line or the profile's devices ask for, and GPUs that are not optional,
+// are required: unavailable, they are an error with the reason and the
+// fix. Optional GPUs that are unavailable leave the sandbox without GPUs
+// after one warning line.
+func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
+	p := &res.Profile
+	var req gpu.Request
+	if p.GPUs != nil {
+		var err error
+		if req, err = gpu.ParseRequest(*p.GPUs); err != nil {
+			return badConfigf("%w", err)
+		}
+	}
+	wantGPU := p.GPUs != nil && !req.None
+	var devices []string
+	for _, d := range p.Devices {
+		if !slices.Contains(devices, d) {
+			devices = append(devices, d)
+		}
+	}
+	if !wantGPU && len(devices) == 0 {
+		return nil
+	}
+	dirs := ResolveCDISpecDirs(o.CDISpecDirs)
+	reg, err := oci.LoadCDI(dirs, nil)
+	if err != nil {
+		return err
+	}
+	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0}
+	say := func(notes []string) {
+		for _, n := range notes {
+			fmt.Fprintf(o.Stderr, "sbxrun: %s\n", n)
+		}
+	}
+
+	if len(devices) > 0 {
+		var notes []string
+		reg, notes, err = gpu.Refresh(reg, devices, refresh)
+		say(notes)
+		if err == nil {
+			err = reg.Resolve(devices)
+		}
+		if err != nil {
+			return fmt.Errorf("--device: %w", withFix(err, reg))
+		}
+	}
+	if wantGPU {
+		what := "--gpus " + req.String()
+		if src := res.Sources["gpus"]; src != sourceFlag {
+			what = fmt.Sprintf("gpus: %s (%s)", req.String(), src)
+		}
+		names, err := req.Devices(reg.Devices(gpu.Kind))
+		if err == nil {
+			var notes []string
+			var fresh *oci.CDIRegistry
+			fresh, notes, err = gpu.Refresh(reg, names, refresh)
+			say(notes)
+			if err == nil {
+				reg = fresh
+				err = reg.Resolve(names)
+			}
+		}
+		optional := p.GPU != nil && *p.GPU == "optional" && res.Sources["gpus"] != sourceFlag
+		switch {
+		case err == nil:
+			devices = append(devices, names...)
+		case optional:
+			fmt.Fprintf(o.Stderr, "sbxrun: warning: running without GPUs: %v (--gpus none skips the request)\n", withFix(err, reg))
+		default:
+			return fmt.Errorf("%s: %w", what, withFix(err, reg))
+		}
+	}
+	if len(devices) == 0 {
+		return nil
+	}
+	sb.CDIDevices = devices
+	sb.CDISpecDirs = reg.Dirs()
+	sb.CDI = reg
+	return nil
+}
+
+// withFix adds the fix to an unavailable NVIDIA device when no spec file
+// for NVIDIA GPUs exists or was refused: load the driver, or generate the
+// spec.
+func withFix(err error, reg *oci.CDIRegistry) error {
+	if !errors.Is(err, oci.ErrCDIUnavailable) || len(reg.Devices(gpu.Kind)) > 0 || !strings.Contains(err.Error(), gpu.Kind) {
+		return err
+	}
+	for _, rf := range reg.Refused() {
+		if rf.Kind == gpu.Kind {
+			return err
+		}
+	}
+	if _, derr := gpu.LoadedDriverVersion(); errors.Is(derr, gpu.ErrNoDriver) {
+		return fmt.Errorf("%w, and no NVIDIA driver is loaded on this host (nvidia-smi tells whether one works)", err)
+	}
+	return fmt.Errorf("%w: run `sudo sbxrun gpu setup` to generate it (or name the directory that holds it with --cdi-spec-dir)", err)
+}

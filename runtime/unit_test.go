@@ -1,0 +1,114 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serviceProfiles is a profile file with GPU requests of every kind.
+const serviceProfiles = `profiles:
+  gpu-optional:
+    extends: base
+    gpus: all
+    gpu: optional
+  gpu-required:
+    extends: base
+    gpus: device=0
+  gpu-off:
+    extends: gpu-optional
+    gpus: none
+  nvidia-device:
+    extends: base
+    devices: [nvidia.com/gpu=0]
+  other-device:
+    extends: base
+    devices: [example.com/fpga=0]
+  slow-stop:
+    extends: base
+    stop_signal: SIGINT
+    stop_timeout: 60
+`
+
+func serviceLoad(t *testing.T) LoadOptions {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "profiles.yaml")
+	if err := os.WriteFile(file, []byte(serviceProfiles), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := filepath.Join(dir, "none.yaml")
+	return LoadOptions{SystemFile: none, UserFile: none, ProjectFile: none, ConfigFile: file}
+}
+
+func TestWantsGPUs(t *testing.T) {
+	profs, err := LoadProfiles(serviceLoad(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		profile        string
+		want, optional bool
+	}{
+		{"base", false, false},
+		{"gpu-optional", true, true},
+		{"gpu-required", true, false},
+		{"gpu-off", false, false},
+		{"nvidia-device", true, false},
+		{"other-device", false, false},
+		{"model-dev", true, true},
+	}
+	for _, tt := range tests {
+		r, err := profs.Resolve(tt.profile, nil)
+		if err != nil {
+			t.Fatalf("resolving %s: %v", tt.profile, err)
+		}
+		if want, optional := wantsGPUs(&r.Profile); want != tt.want || optional != tt.optional {
+			t.Errorf("wantsGPUs(%s) = %v, %v; want %v, %v", tt.profile, want, optional, tt.want, tt.optional)
+		}
+	}
+}
+
+func TestServiceFacts(t *testing.T) {
+	str := func(s string) *string { return &s }
+	seconds := func(n int) *int { return &n }
+	tests := []struct {
+		name         string
+		target       string
+		flags        *Profile
+		signal       syscall.Signal
+		timeout      time.Duration
+		network      bool
+		gpus, gpuOpt bool
+	}{
+		{"defaults", "base", nil, syscall.SIGTERM, 10 * time.Second, true, false, false},
+		{"flags", "base", &Profile{StopSignal: str("INT"), StopTimeout: seconds(3)}, syscall.SIGINT, 3 * time.Second, true, false, false},
+		{"profile stop", "slow-stop", nil, syscall.SIGINT, time.Minute, true, false, false},
+		{"no network, never pulls", "base", &Profile{Network: str("none"), Pull: str("never")}, syscall.SIGTERM, 10 * time.Second, false, false, false},
+		{"no network, may pull", "base", &Profile{Network: str("none")}, syscall.SIGTERM, 10 * time.Second, true, false, false},
+		{"optional GPUs", "gpu-optional", nil, syscall.SIGTERM, 10 * time.Second, true, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &RunOptions{Target: tt.target, Name: "svc", Flags: tt.flags, Load: serviceLoad(t),
+				Host: HostEnv{Home: t.TempDir(), Cwd: t.TempDir()}, Global: Global{StateDir: t.TempDir()}}
+			f, err := o.ServiceFacts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Name != "svc" || f.StopSignal != tt.signal || f.StopTimeout != tt.timeout || f.Network != tt.network || f.GPUs != tt.gpus || f.GPUsOptional != tt.gpuOpt {
+				t.Errorf("facts %+v, want signal %v, timeout %s, network %v, GPUs %v (optional %v)", f, tt.signal, tt.timeout, tt.network, tt.gpus, tt.gpuOpt)
+			}
+			if o.Stderr != nil {
+				t.Errorf("ServiceFacts left o.Stderr set to %v", o.Stderr)
+			}
+		})
+	}
+	// Bad input is the run's own error, exit 125.
+	o := &RunOptions{Target: "base", Name: "bad name", Load: serviceLoad(t), Host: HostEnv{Home: t.TempDir(), Cwd: t.TempDir()}}
+	if _, err := o.ServiceFacts(); ExitCode(err) != ExitFailed {
+		t.Errorf("ServiceFacts with a bad name: %v (exit %d), want exit 125", err, ExitCode(err))
+	}
+}
