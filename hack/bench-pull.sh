@@ -18,7 +18,10 @@ done
 dir=$(mktemp -d /tmp/sbxrun-bench-pull.XXXXXX)
 regpid=
 cleanup() {
-	[[ -n $regpid ]] && kill "$regpid" 2>/dev/null && wait "$regpid" 2>/dev/null
+	if [[ -n $regpid ]]; then
+		kill "$regpid" 2>/dev/null || true
+		wait "$regpid" 2>/dev/null || true
+	fi
 	hack/containerd.sh stop "$dir/ctd" >/dev/null 2>&1 || true
 	rm -rf "$dir"
 }

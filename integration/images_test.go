@@ -141,6 +141,25 @@ func TestPull(t *testing.T) {
 			t.Errorf("sbxrun images does not list %s", byDigest)
 		}
 	})
+	t.Run("mirror", func(t *testing.T) {
+		// hosts.toml sends a registry that does not exist to the
+		// loopback one as its mirror.
+		dir := t.TempDir()
+		d := filepath.Join(dir, "registry.sbxrun.invalid")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		toml := fmt.Sprintf("server = \"https://registry.sbxrun.invalid\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg.host)
+		if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mirrored := "registry.sbxrun.invalid/sbxtest/multi:v1"
+		stdout, stderr, code := run(t, "pull", "--hosts-dir", dir, mirrored)
+		expect(t, "pull through a mirror", code, 0, stdout, stderr)
+		if e := listImages(t, opts{})[mirrored]; e.Digest != dg.String() {
+			t.Errorf("sbxrun images: %s = %+v, want digest %s", mirrored, e, dg)
+		}
+	})
 	tests := []struct {
 		name string
 		args []string
