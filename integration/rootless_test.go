@@ -245,6 +245,51 @@ func TestRootless(t *testing.T) {
 		}
 	})
 
+	t.Run("pull from a registry on the host's loopback", func(t *testing.T) {
+		reg := startRegistry(t, registryOpts{})
+		reg.push(t, "oci-archive:"+harness.baseImage, "rootless/base", "v1")
+		ref := reg.host + "/rootless/base:v1"
+		out, stderr, code := e.run("pull", ref)
+		if code != 0 {
+			t.Fatalf("rootless pull of %s: exit %d\nstdout: %s\nstderr: %s", ref, code, out, stderr)
+		}
+		out, stderr, code = e.run("run", "--pull", "never", ref, "--", "echo", "pulled")
+		if code != 0 || out != "pulled\n" {
+			t.Errorf("running the pulled image: exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+		if _, stderr, code := e.run("rmi", ref); code != 0 {
+			t.Errorf("rmi %s: exit %d, stderr %q", ref, code, stderr)
+		}
+	})
+
+	t.Run("CDI spec written after the daemon started", func(t *testing.T) {
+		// The default spec directory, as a GPU host's `sbxrun gpu setup`
+		// would write it after the user's containerd came up.
+		dir := "/etc/cdi"
+		made := false
+		if _, err := os.Stat(dir); os.IsNotExist(err) {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			made = true
+		}
+		spec := filepath.Join(dir, "sbxrun-it-rootless.json")
+		t.Cleanup(func() {
+			_ = os.Remove(spec)
+			if made {
+				_ = os.Remove(dir)
+			}
+		})
+		content := `{"cdiVersion":"0.6.0","kind":"sbxrun-it.example.com/late","devices":[{"name":"x","containerEdits":{"env":["SBXRUN_LATE_DEVICE=seen"]}}]}`
+		if err := os.WriteFile(spec, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := e.run("base", "--pull", "never", "--device", "sbxrun-it.example.com/late=x", "--", "sh", "-c", "echo $SBXRUN_LATE_DEVICE")
+		if code != 0 || out != "seen\n" {
+			t.Errorf("device from a spec written after start: exit %d, stdout %q, stderr %q; want seen", code, out, stderr)
+		}
+	})
+
 	t.Run("nothing left", func(t *testing.T) {
 		out, stderr, code := e.run("ps", "-a", "--format", "json")
 		if code != 0 || strings.TrimSpace(out) != "[]" {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -77,10 +78,39 @@ type cdiDevice struct {
 // trusts: root, and the invoking user when sbxrun is not root (rootless
 // containerd runs hooks as that user anyway).
 func TrustedUIDs() []uint32 {
+	uids := []uint32{0}
 	if euid := os.Geteuid(); euid != 0 {
-		return []uint32{0, uint32(euid)}
+		uids = append(uids, uint32(euid))
 	}
-	return []uint32{0}
+	if o, ok := overflowUID(); ok {
+		// Inside a user namespace (rootless sbxrun runs in RootlessKit's),
+		// files of the host's root show as the overflow uid. Only root can
+		// have put them in a directory that passes the same owner and
+		// not-group-or-world-writable checks.
+		uids = append(uids, o)
+	}
+	return uids
+}
+
+// overflowUID returns the kernel's overflow uid when this process runs in
+// a user namespace that does not map the whole id range.
+func overflowUID() (uint32, bool) {
+	m, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return 0, false
+	}
+	if f := strings.Fields(string(m)); len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295" {
+		return 0, false
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")
+	if err != nil {
+		return 65534, true
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 65534, true
+	}
+	return uint32(n), true
 }
 
 // LoadCDI reads the CDI specs (*.yaml, *.json) of dirs, lowest priority

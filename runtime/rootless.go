@@ -241,7 +241,18 @@ func RootlessStart(ctx context.Context, out io.Writer) error {
 	// root may write on the host: give it a directory of the user's there,
 	// inside the namespace. The network is the host's: RootlessKit's slirp
 	// needs /dev/net/tun, and pulls must reach registries on loopback.
-	inner := fmt.Sprintf("mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd --config %q",
+	//
+	// --copy-up keeps the host's /etc and /run reachable through symlinks
+	// made at start, to a live view at /etc/.ro* and /run/.ro*: link the
+	// CDI spec directories there too, even before the host has them, so GPU
+	// specs written after this start are still seen.
+	inner := fmt.Sprintf(`for d in /etc/cdi /run/cdi; do
+	if [ ! -e "$d" ] && [ ! -L "$d" ]; then
+		ro=$(ls -d "${d%%/*}"/.ro* 2>/dev/null | head -n 1)
+		[ -n "$ro" ] && ln -s "${ro##*/}/cdi" "$d"
+	fi
+done
+mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd --config %q`,
 		p.runContainerd(), p.config())
 	cmd := exec.Command("rootlesskit", "--net=host", "--copy-up=/etc", "--copy-up=/run",
 		"--state-dir="+p.kitDir(), "sh", "-c", inner)
