@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -213,7 +214,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 // RootlessStart starts the user's containerd under RootlessKit, detached,
 // and waits for its socket.
-func RootlessStart(ctx context.Context, out io.Writer) error {
+//
+// With foreground (a service manager's main process), the daemon's log goes
+// to out, ready is called once the socket answers, and RootlessStart
+// returns only when the daemon ends: on SIGTERM or SIGINT it stops the
+// sandboxes, then the daemon.
+func RootlessStart(ctx context.Context, out io.Writer, foreground bool, ready func()) error {
 	if err := firstUnmet(CheckRootless()); err != nil {
 		return withCode(ExitFailed, err)
 	}
@@ -232,11 +238,15 @@ func RootlessStart(ctx context.Context, out io.Writer) error {
 	}
 	_ = os.RemoveAll(p.kitDir())
 	_ = os.Remove(p.Socket())
-	logf, err := os.OpenFile(p.log(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return withCode(ExitFailed, fmt.Errorf("opening %q: %w", p.log(), err))
+	var logw io.Writer = out
+	if !foreground {
+		logf, err := os.OpenFile(p.log(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return withCode(ExitFailed, fmt.Errorf("opening %q: %w", p.log(), err))
+		}
+		defer logf.Close()
+		logw = logf
 	}
-	defer logf.Close()
 	// containerd 1.6 puts shim sockets under /run/containerd, which only
 	// root may write on the host: give it a directory of the user's there,
 	// inside the namespace. The network is the host's: RootlessKit's slirp
@@ -256,8 +266,14 @@ mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd -
 		p.runContainerd(), p.config())
 	cmd := exec.Command("rootlesskit", "--net=host", "--copy-up=/etc", "--copy-up=/run",
 		"--state-dir="+p.kitDir(), "sh", "-c", inner)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Stdout, cmd.Stderr = logw, logw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: !foreground}
+	var sigc chan os.Signal
+	if foreground {
+		sigc = make(chan os.Signal, 4)
+		signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(sigc)
+	}
 	if err := cmd.Start(); err != nil {
 		return withCode(ExitFailed, fmt.Errorf("starting rootlesskit: %w", err))
 	}
@@ -270,7 +286,13 @@ mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd -
 		if _, err := os.Stat(p.Socket()); err == nil {
 			if _, err := os.Stat(p.childPidFile()); err == nil {
 				fmt.Fprintf(out, "rootless containerd running (pid %d), socket %s\n", pid, p.Socket())
-				return nil
+				if !foreground {
+					return nil
+				}
+				if ready != nil {
+					ready()
+				}
+				return superviseRootless(p, pid, exited, sigc, out)
 			}
 		}
 		select {
@@ -286,6 +308,31 @@ mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd -
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// superviseRootless waits, in the foreground, for the daemon to end or for
+// a signal to stop it.
+func superviseRootless(p RootlessPaths, pid int, exited <-chan error, sigc <-chan os.Signal, out io.Writer) error {
+	select {
+	case err := <-exited:
+		_ = os.Remove(p.pidFile())
+		return withCode(ExitFailed, fmt.Errorf("rootless containerd exited: %v", err))
+	case <-sigc:
+	}
+	if n, err := stopAllTasks(p.Socket()); err == nil && n > 0 {
+		fmt.Fprintf(out, "stopped %d sandbox(es)\n", n)
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		<-exited
+	}
+	_ = os.Remove(p.pidFile())
+	_ = os.Remove(p.Socket())
+	_ = os.Remove(p.Socket() + ".ttrpc")
+	return nil
 }
 
 // RootlessStop stops the user's rootless containerd and what runs under it.

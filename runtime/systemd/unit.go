@@ -135,6 +135,11 @@ func Generate(o Options) (string, error) {
 	}
 
 	after := []string{"containerd.service"}
+	if o.Scope == User {
+		// A user's sandboxes run on the user's rootless containerd
+		// (`sbxrun rootless setup --systemd` installs its unit).
+		after = []string{UnitName(RootlessDaemonName)}
+	}
 	var wants []string
 	if o.Network && o.Scope == System {
 		after = append(after, "network-online.target")

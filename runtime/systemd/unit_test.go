@@ -313,8 +313,8 @@ func TestGenerate(t *testing.T) {
 			}
 		}},
 		{"user", func(o *Options) { o.Scope = User; o.Environment = nil }, func(t *testing.T, u unitFile) {
-			if got := u.one(t, "Unit", "After"); got != "containerd.service" {
-				t.Errorf("user unit After=%s, want containerd.service alone (no network-online.target for user managers)", got)
+			if got := u.one(t, "Unit", "After"); got != "sbxrun-containerd.service" {
+				t.Errorf("user unit After=%s, want the user's rootless containerd alone (no network-online.target for user managers)", got)
 			}
 			if w := u["Unit"]["Wants"]; len(w) > 0 {
 				t.Errorf("user unit Wants=%q", w)
