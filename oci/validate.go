@@ -33,7 +33,20 @@ var unsafeSources = []string{
 	"/run/docker",
 	"/var/run/docker",
 	"/var/lib/docker",
+	// Host-side configuration whose hooks run as root: a sandbox that could
+	// write a CDI spec or sbxrun's own files would run code on the host.
+	"/etc/cdi",
+	"/var/run/cdi",
+	"/run/cdi",
+	"/etc/sbxrun",
+	"/var/lib/sbxrun",
 }
+
+// kernelSources are the host's kernel interfaces: their writable knobs
+// (/proc/sys/kernel/core_pattern, /sys/...) and device nodes give the host
+// away. A source that is one of them or lies inside one is refused unless
+// AllowUnsafeMounts; parents are already caught as the host's root.
+var kernelSources = []string{"/proc", "/sys", "/dev"}
 
 // Validate checks the sandbox before anything is created and returns the
 // first problem as one line that names the fix. Errors are
@@ -178,6 +191,11 @@ func checkSafe(src string, extra []string) error {
 	const override = "pass --allow-unsafe-mounts only if the sandbox may control the host"
 	if resolved == "/" {
 		return invalidf("refusing to bind-mount the host's root %q: mount a subdirectory, or %s", src, override)
+	}
+	for _, k := range kernelSources {
+		if within(resolved, k) {
+			return invalidf("refusing to bind-mount %q: it exposes the host's %s (kernel settings and devices): request devices with --device, or %s", src, k, override)
+		}
 	}
 	for _, u := range append(unsafeSources[:len(unsafeSources):len(unsafeSources)], extra...) {
 		for _, cand := range unsafeForms(u) {

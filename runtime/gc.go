@@ -117,7 +117,7 @@ func removeIfOrphanLocked(ctx context.Context, c *client.Client, ctr client.Cont
 	}
 	if stateDir != "" {
 		ns, _ := namespaceOf(ctx)
-		_ = os.Remove(filepath.Join(stateDir, "owners", ns, ctr.ID()))
+		forgetMarkers(stateDir, ns, ctr.ID())
 		if labels[LabelDetached] == "true" {
 			_ = os.Remove(logPath(stateDir, ns, ctr.ID()))
 		}
@@ -128,31 +128,43 @@ func removeIfOrphanLocked(ctx context.Context, c *client.Client, ctr client.Cont
 // remove kills the container's task (when force), deletes it and the
 // container with its snapshot. Bind-mount sources are never touched.
 func remove(ctx context.Context, c *client.Client, ctr client.Container, force bool) error {
-	task, err := ctr.Task(ctx, nil)
-	if err == nil {
-		st, err := task.Status(ctx)
-		if err == nil && st.Status != client.Stopped && st.Status != client.Created {
-			if !force {
-				return fmt.Errorf("sandbox %q is running: stop it first (`sbxrun stop %s`) or use `sbxrun rm -f %s`", ctr.ID(), ctr.ID(), ctr.ID())
-			}
-			_ = task.Kill(ctx, syscall.SIGKILL)
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if ch, err := task.Wait(wctx); err == nil {
-				select {
-				case <-ch:
-				case <-wctx.Done():
-				}
-			}
-			cancel()
-		}
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("deleting task of %q: %w", ctr.ID(), err)
-		}
-	} else if !errdefs.IsNotFound(err) {
-		return fmt.Errorf("loading task of %q: %w", ctr.ID(), err)
+	if err := endTask(ctx, ctr, force); err != nil {
+		return err
 	}
 	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("deleting sandbox %q: %w", ctr.ID(), err)
+	}
+	return nil
+}
+
+// endTask deletes the container's task, killing it first when it runs and
+// force is set (a running task without force is an error). SIGKILL to the
+// init is enough: the sandbox has its own PID namespace.
+func endTask(ctx context.Context, ctr client.Container, force bool) error {
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("loading task of %q: %w", ctr.ID(), err)
+	}
+	st, err := task.Status(ctx)
+	if err == nil && st.Status != client.Stopped && st.Status != client.Created {
+		if !force {
+			return fmt.Errorf("sandbox %q is running: stop it first (`sbxrun stop %s`) or use `sbxrun rm -f %s`", ctr.ID(), ctr.ID(), ctr.ID())
+		}
+		_ = task.Kill(ctx, syscall.SIGKILL)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if ch, err := task.Wait(wctx); err == nil {
+			select {
+			case <-ch:
+			case <-wctx.Done():
+			}
+		}
+		cancel()
+	}
+	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("deleting task of %q: %w", ctr.ID(), err)
 	}
 	return nil
 }
@@ -164,7 +176,10 @@ func oomKilled(sb *oci.Sandbox) bool {
 	if sb.NoCgroups {
 		return false
 	}
-	rel := filepath.Join("/", sb.Namespace, sb.ID)
+	rel := sb.CgroupsPath
+	if rel == "" {
+		rel = filepath.Join("/", sb.Namespace, sb.ID)
+	}
 	for _, f := range []struct{ path, key string }{
 		{filepath.Join("/sys/fs/cgroup", rel, "memory.events"), "oom_kill"},             // cgroup v2
 		{filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control"), "oom_kill"}, // cgroup v1
@@ -184,19 +199,26 @@ func oomKilled(sb *oci.Sandbox) bool {
 	return false
 }
 
-// A marker is a small file per live sandbox under STATE/owners/NS/ID naming
-// its owner. Runs read these instead of listing containerd, so looking for
-// orphans costs a directory read when there are none.
+// A marker is a small file per attached run under STATE/owners/NS/ID@PID
+// naming its owner. It is written before the container is created and
+// removed when the run ends, so a run killed at any point leaves one behind.
+// Runs read these instead of listing containerd: looking for orphans costs
+// a directory read when there are none. (Detached sandboxes have none; gc
+// and stop handle them.)
 type marker struct{ path string }
 
-func newMarker(stateDir, ns, id string, detached bool) *marker {
-	dir := filepath.Join(stateDir, "owners", ns)
+const markerSep = "@"
+
+func markerDir(stateDir, ns string) string { return filepath.Join(stateDir, "owners", ns) }
+
+func newMarker(stateDir, ns, id string) *marker {
+	dir := markerDir(stateDir, ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil
 	}
 	l := ownerLabels()
-	content := fmt.Sprintf("%s %s %s %t\n", l[LabelOwnerPID], l[LabelOwnerStart], l[LabelBootID], detached)
-	p := filepath.Join(dir, id)
+	content := fmt.Sprintf("%s %s %s\n", l[LabelOwnerPID], l[LabelOwnerStart], l[LabelBootID])
+	p := filepath.Join(dir, id+markerSep+l[LabelOwnerPID])
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		return nil
 	}
@@ -209,18 +231,27 @@ func (m *marker) remove() {
 	}
 }
 
+// forgetMarkers removes every marker of sandbox id.
+func forgetMarkers(stateDir, ns, id string) {
+	matches, _ := filepath.Glob(filepath.Join(markerDir(stateDir, ns), id+markerSep+"*"))
+	for _, m := range matches {
+		_ = os.Remove(m)
+	}
+}
+
 // collectMarked removes the orphans that markers point at: sandboxes whose
-// sbxrun is gone, and ended detached --rm sandboxes.
+// sbxrun is gone. A marker whose owner is gone is removed either way: its
+// sandbox was collected, is gone, or is kept on purpose (--rm=false).
 func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string) ([]string, error) {
-	ns, _ := namespaceOf(ctx)
-	dir := filepath.Join(stateDir, "owners", ns)
+	dir := markerDir(stateDir, mustNamespace(ctx))
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil
 	}
 	var removed []string
 	for _, e := range entries {
-		if e.Name() == skip || strings.HasPrefix(e.Name(), ".") {
+		id, _, ok := strings.Cut(e.Name(), markerSep)
+		if !ok || id == skip {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
@@ -229,28 +260,33 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string)
 			continue
 		}
 		f := strings.Fields(string(b))
-		if len(f) != 4 {
+		if len(f) != 3 {
 			_ = os.Remove(p)
 			continue
 		}
-		if f[3] != "true" && ownerAlive(map[string]string{LabelOwnerPID: f[0], LabelOwnerStart: f[1], LabelBootID: f[2]}) {
+		if ownerAlive(map[string]string{LabelOwnerPID: f[0], LabelOwnerStart: f[1], LabelBootID: f[2]}) {
 			continue
 		}
 		unlock, err := lockNamespace(ctx, stateDir)
 		if err != nil {
 			return removed, err
 		}
-		ok, free, err := removeIfOrphan(ctx, c, e.Name(), stateDir)
+		gone, _, err := removeIfOrphan(ctx, c, id, stateDir)
 		unlock()
-		if err != nil || !free {
+		if err != nil {
 			continue
 		}
 		_ = os.Remove(p)
-		if ok {
-			removed = append(removed, e.Name())
+		if gone {
+			removed = append(removed, id)
 		}
 	}
 	return removed, nil
+}
+
+func mustNamespace(ctx context.Context) string {
+	ns, _ := namespaceOf(ctx)
+	return ns
 }
 
 // lockNamespace takes an exclusive lock for the namespace in ctx, shared by

@@ -66,6 +66,23 @@ func validateDevices(p *Profile) *keyError {
 	return nil
 }
 
+// gpuRequest is the resolved gpus key, parsed; nil when it asks for no
+// GPU (unset, or none). The request is optional with "gpu: optional",
+// unless the GPUs were asked for on the command line, which always
+// requires them.
+func (r *Resolved) gpuRequest() (req *gpu.Request, optional bool, err error) {
+	p := &r.Profile
+	if p.GPUs == nil {
+		return nil, false, nil
+	}
+	parsed, err := gpu.ParseRequest(*p.GPUs)
+	if err != nil || parsed.None {
+		return nil, false, err
+	}
+	optional = p.GPU != nil && *p.GPU == "optional" && r.Sources["gpus"] != sourceFlag
+	return &parsed, optional, nil
+}
+
 // cdiDevices resolves the profile's GPU request and CDI devices into
 // sb.CDIDevices and the registry they come from, after making sure the
 // NVIDIA specs fit the loaded driver (gpu.Refresh). A device the command
@@ -74,22 +91,17 @@ func validateDevices(p *Profile) *keyError {
 // fix. Optional GPUs that are unavailable leave the sandbox without GPUs
 // after one warning line.
 func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
-	p := &res.Profile
-	var req gpu.Request
-	if p.GPUs != nil {
-		var err error
-		if req, err = gpu.ParseRequest(*p.GPUs); err != nil {
-			return badConfigf("%w", err)
-		}
+	req, optional, err := res.gpuRequest()
+	if err != nil {
+		return badConfigf("%w", err)
 	}
-	wantGPU := p.GPUs != nil && !req.None
 	var devices []string
-	for _, d := range p.Devices {
+	for _, d := range res.Profile.Devices {
 		if !slices.Contains(devices, d) {
 			devices = append(devices, d)
 		}
 	}
-	if !wantGPU && len(devices) == 0 {
+	if req == nil && len(devices) == 0 {
 		return nil
 	}
 	dirs := ResolveCDISpecDirs(o.CDISpecDirs)
@@ -100,7 +112,7 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0}
 	say := func(notes []string) {
 		for _, n := range notes {
-			fmt.Fprintf(o.Stderr, "sbxrun: %s\n", n)
+			o.notef("%s", n)
 		}
 	}
 
@@ -115,7 +127,7 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 			return fmt.Errorf("--device: %w", withFix(err, reg))
 		}
 	}
-	if wantGPU {
+	if req != nil {
 		what := "--gpus " + req.String()
 		if src := res.Sources["gpus"]; src != sourceFlag {
 			what = fmt.Sprintf("gpus: %s (%s)", req.String(), src)
@@ -131,12 +143,11 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 				err = reg.Resolve(names)
 			}
 		}
-		optional := p.GPU != nil && *p.GPU == "optional" && res.Sources["gpus"] != sourceFlag
 		switch {
 		case err == nil:
 			devices = append(devices, names...)
 		case optional:
-			fmt.Fprintf(o.Stderr, "sbxrun: warning: running without GPUs: %v (--gpus none skips the request)\n", withFix(err, reg))
+			o.notef("warning: running without GPUs: %v (--gpus none skips the request)", withFix(err, reg))
 		default:
 			return fmt.Errorf("%s: %w", what, withFix(err, reg))
 		}

@@ -84,6 +84,10 @@ func TestCDIDevicesRequiredAndOptional(t *testing.T) {
 			o := &RunOptions{CDISpecDirs: []string{specDir}, Stderr: &stderr}
 			sb := &oci.Sandbox{}
 			err = o.cdiDevices(res, sb)
+			// prepare prints the notes once the run is validated.
+			for _, n := range o.notes {
+				stderr.WriteString("sbxrun: " + n + "\n")
+			}
 			if tt.err != nil {
 				if err == nil {
 					t.Fatalf("no error; want %q", tt.err)

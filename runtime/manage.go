@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -213,7 +212,7 @@ func Stop(ctx context.Context, g *Global, name string, timeout time.Duration) er
 }
 
 // stopTask signals t, waits up to timeout for it to exit, then SIGKILLs it.
-func stopTask(ctx context.Context, t client.Task, sig syscall.Signal, timeout time.Duration) {
+func stopTask(ctx context.Context, t client.Process, sig syscall.Signal, timeout time.Duration) {
 	ch, err := t.Wait(ctx)
 	if err != nil {
 		return
@@ -321,18 +320,44 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	if len(o.Args) == 0 {
 		return withCode(ExitFailed, errors.New("no command: give one after --, e.g. `sbxrun exec NAME -- sh`"))
 	}
+	for _, kv := range o.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return withCode(ExitFailed, fmt.Errorf("invalid -e %q for exec: use KEY=VALUE", kv))
+		}
+	}
+	var con console.Console
+	if o.TTY {
+		var err error
+		if con, err = terminal(); err != nil {
+			return withCode(ExitFailed, err)
+		}
+	}
+	// Signals go to the exec'd process, as for run: a terminating one before
+	// it exists cancels; after, they are forwarded, so killing `sbxrun exec`
+	// ends the process in the sandbox too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: true}
+	defer router.listen()()
+	fail := func(code int, err error) error {
+		if s := router.earlySignal(); s != 0 {
+			return &ExitError{Code: 128 + int(s)}
+		}
+		return withCode(code, err)
+	}
+
 	c, ctx, ctr, err := g.load(ctx, o.Name)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return fail(ExitFailed, err)
 	}
 	defer c.Close()
 	task, err := ctr.Task(ctx, nil)
 	if err != nil {
-		return withCode(ExitFailed, fmt.Errorf("sandbox %q is not running", o.Name))
+		return fail(ExitFailed, fmt.Errorf("sandbox %q is not running: `sbxrun ps -a` shows its state", o.Name))
 	}
 	spec, err := ctr.Spec(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return fail(ExitFailed, err)
 	}
 	pspec := *spec.Process
 	pspec.Args = o.Args
@@ -344,50 +369,54 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	if o.User != "" {
 		uid, gid, err := numericUser(o.User)
 		if err != nil {
-			return withCode(ExitFailed, err)
+			return fail(ExitFailed, err)
 		}
 		pspec.User.UID, pspec.User.GID = uid, gid
 	}
-	var ioc cio.Creator
 	var (
-		con console.Console
+		ioc cio.Creator
 		cr  *closingReader
+		in  io.Reader
 	)
-	if o.TTY {
-		con = console.Current()
+	if o.Interactive {
+		cr = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
+		in = cr
+	}
+	if con != nil {
 		if err := con.SetRaw(); err != nil {
-			return withCode(ExitFailed, err)
+			return fail(ExitFailed, fmt.Errorf("setting the terminal to raw mode: %w; run without -t", err))
 		}
 		defer func() { _ = con.Reset() }()
-		ioc = cio.NewCreator(cio.WithStreams(con, con, nil), cio.WithTerminal)
-	} else {
-		var in io.Reader
 		if o.Interactive {
-			cr = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
-			in = cr
+			in = con
 		}
+		ioc = cio.NewCreator(cio.WithStreams(in, con, nil), cio.WithTerminal)
+	} else {
 		ioc = cio.NewCreator(cio.WithStreams(in, o.Stdout, o.Stderr))
 	}
 	proc, err := task.Exec(ctx, "exec-"+randHex(6), &pspec, ioc)
 	if err != nil {
-		return withCode(ExitFailed, fmt.Errorf("exec in %q: %w", o.Name, err))
+		return fail(ExitFailed, fmt.Errorf("exec in %q: %w", o.Name, err))
 	}
 	defer func() { _, _ = proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill) }()
-	if cr != nil {
+	router.created(proc)
+	if cr != nil && con == nil {
 		cr.setTask(proc)
 	}
-	ch, err := proc.Wait(ctx)
+	ch, err := proc.Wait(context.WithoutCancel(ctx))
 	if err != nil {
-		return withCode(ExitFailed, err)
-	}
-	if err := proc.Start(ctx); err != nil {
-		return classifyStart(err)
+		return fail(ExitFailed, err)
 	}
 	if con != nil {
-		if sz, err := con.Size(); err == nil {
-			_ = proc.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
-		}
+		resize(ctx, proc, con)
 	}
+	if err := proc.Start(ctx); err != nil {
+		if s := router.earlySignal(); s != 0 {
+			return &ExitError{Code: 128 + int(s)}
+		}
+		return classifyStart("running the command in "+o.Name, err)
+	}
+	router.started()
 	st := <-ch
 	drainIO(proc)
 	code, _, _ := st.Result()
@@ -431,5 +460,5 @@ func namespaceOf(ctx context.Context) (string, bool) {
 // owner marker.
 func (g *Global) forget(name string) {
 	_ = os.Remove(logPath(g.stateDir(), g.namespace(), name))
-	_ = os.Remove(filepath.Join(g.stateDir(), "owners", g.namespace(), name))
+	forgetMarkers(g.stateDir(), g.namespace(), name)
 }

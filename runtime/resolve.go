@@ -376,6 +376,29 @@ func parseSecurityOpt(opt string) (kind, value string, err error) {
 // every other check passed); missing sources of optional mounts are
 // skipped; other sources are left for oci.Validate to check.
 func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
+	sb, create, err := r.sandbox(h)
+	if err != nil {
+		return nil, err
+	}
+	if err := createDirs(create); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// createDirs makes the missing sources of create mounts (caches).
+func createDirs(dirs []string) error {
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return badConfigf("creating cache directory %q: %w: create it yourself or drop the mount", dir, err)
+		}
+	}
+	return nil
+}
+
+// sandbox is Sandbox without creating anything: it returns the missing
+// cache directories to create once the whole run has been validated.
+func (r *Resolved) sandbox(h HostEnv) (*oci.Sandbox, []string, error) {
 	p := &r.Profile
 	fail := func(key string, err error) error {
 		where := r.Sources[key]
@@ -390,7 +413,7 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 	// Flags were validated when they were layered, files when read: this
 	// only catches a Resolved built by hand.
 	if err := validateProfile(p, fail); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	sb := &oci.Sandbox{
@@ -419,31 +442,31 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 	var err error
 	if p.Memory != nil {
 		if sb.Memory, err = oci.ParseSize(*p.Memory); err != nil {
-			return nil, fail("memory", err)
+			return nil, nil, fail("memory", err)
 		}
 	}
 	if p.MemorySwap != nil {
 		if sb.MemorySwap, err = oci.ParseSwap(*p.MemorySwap); err != nil {
-			return nil, fail("memory_swap", err)
+			return nil, nil, fail("memory_swap", err)
 		}
 	}
 	if p.ShmSize != nil {
 		if sb.ShmSize, err = oci.ParseSize(*p.ShmSize); err != nil {
-			return nil, fail("shm_size", err)
+			return nil, nil, fail("shm_size", err)
 		}
 	}
 
 	home := func() (string, error) { return sandboxHome(p) }
 	if p.Workdir != nil {
 		if sb.Workdir, err = expandTarget(*p.Workdir, home); err != nil {
-			return nil, fail("workdir", err)
+			return nil, nil, fail("workdir", err)
 		}
 	}
 
 	for _, o := range p.SecurityOpt {
 		kind, value, err := parseSecurityOpt(o)
 		if err != nil {
-			return nil, fail("security_opt", err)
+			return nil, nil, fail("security_opt", err)
 		}
 		switch kind {
 		case "no-new-privileges":
@@ -456,7 +479,7 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 				sb.Seccomp = "" // Docker's name for the default profile
 			default:
 				if sb.Seccomp, err = expandSource(value, h); err != nil {
-					return nil, fail("security_opt", fmt.Errorf("seccomp profile: %w", err))
+					return nil, nil, fail("security_opt", fmt.Errorf("seccomp profile: %w", err))
 				}
 			}
 		case "apparmor":
@@ -475,13 +498,13 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 			if m.Optional && errors.Is(err, errUnknownHome) {
 				continue // e.g. ~/.gitconfig for -u 1000: optional, so run without it
 			}
-			return nil, fail(key, err)
+			return nil, nil, fail(key, err)
 		}
 		for _, o := range m.Options {
 			if size, ok := strings.CutPrefix(o, "size="); ok && om.Type == "tmpfs" {
 				n, err := oci.ParseSize(size)
 				if err != nil {
-					return nil, fail(key, err)
+					return nil, nil, fail(key, err)
 				}
 				o = "size=" + strconv.FormatInt(n, 10) // tmpfs does not read every unit go-units does
 			}
@@ -489,7 +512,7 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 		}
 		if om.Type == "bind" {
 			if om.Source, err = expandSource(m.Source, h); err != nil {
-				return nil, fail(key, err)
+				return nil, nil, fail(key, err)
 			}
 			if m.Create || m.Optional {
 				_, err := os.Stat(om.Source)
@@ -500,7 +523,7 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 				case errors.Is(err, fs.ErrNotExist):
 					continue // optional and missing: skip the mount
 				default:
-					return nil, fail(key, fmt.Errorf("checking source %q: %w", om.Source, err))
+					return nil, nil, fail(key, fmt.Errorf("checking source %q: %w", om.Source, err))
 				}
 			}
 		}
@@ -512,12 +535,7 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 		}
 		sb.Mounts = append(sb.Mounts, om)
 	}
-	for _, dir := range create {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, badConfigf("creating cache directory %q: %w: create it yourself or drop the mount", dir, err)
-		}
-	}
-	return sb, nil
+	return sb, create, nil
 }
 
 // copyIfSet copies *v into *dst when v is set.

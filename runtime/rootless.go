@@ -438,6 +438,14 @@ func EnterRootless(args []string) error {
 	if a := os.Getenv("SBXRUN_ADDRESS") + os.Getenv("CONTAINERD_ADDRESS"); a != "" {
 		return nil // the user named a daemon: talk to it directly
 	}
+	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "--address" || strings.HasPrefix(a, "--address=") {
+			return nil
+		}
+	}
 	p, err := UserRootlessPaths()
 	if err != nil {
 		return nil
@@ -538,23 +546,13 @@ func stopAllTasks(socket string) (int, error) {
 			continue
 		}
 		for _, ctr := range ctrs {
-			labels, _ := ctr.Labels(nctx)
 			if _, err := ctr.Task(nctx, nil); err == nil {
 				n++
 			}
-			if labels[LabelRemove] == "true" {
+			if labels, _ := ctr.Labels(nctx); labels[LabelRemove] == "true" {
 				_ = remove(nctx, c, ctr, true)
-				continue
-			}
-			if task, err := ctr.Task(nctx, nil); err == nil {
-				_ = task.Kill(nctx, syscall.SIGKILL)
-				if ch, err := task.Wait(nctx); err == nil {
-					select {
-					case <-ch:
-					case <-time.After(10 * time.Second):
-					}
-				}
-				_, _ = task.Delete(nctx, client.WithProcessKill)
+			} else {
+				_ = endTask(nctx, ctr, true)
 			}
 		}
 	}

@@ -12,9 +12,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,6 +83,7 @@ type RunOptions struct {
 	Stdout, Stderr io.Writer
 
 	consoleSize *console.WinSize
+	notes       []string
 }
 
 // prepared is a run resolved and validated, before containerd is involved.
@@ -113,9 +116,22 @@ func (o *RunOptions) defaults() {
 	}
 }
 
-// prepare resolves the profile and validates every input. It creates nothing
-// in containerd; it may create the cache directories a profile asks for.
+// prepare validates the run and prints its notes (warnings).
 func (o *RunOptions) prepare() (*prepared, error) {
+	p, err := o.validate()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range o.notes {
+		fmt.Fprintln(o.Stderr, "sbxrun: "+n)
+	}
+	o.notes = nil
+	return p, nil
+}
+
+// validate resolves the profile and validates every input. It creates nothing
+// in containerd; it may create the cache directories a profile asks for.
+func (o *RunOptions) validate() (*prepared, error) {
 	o.defaults()
 	if o.Target == "" {
 		return nil, errors.New("no profile or image given: try `sbxrun base -- CMD` or `sbxrun run IMAGE -- CMD` (`sbxrun profiles` lists profiles)")
@@ -135,7 +151,10 @@ func (o *RunOptions) prepare() (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb, err := res.Sandbox(o.Host)
+	if err := checkTrust(res, o.Host.Cwd); err != nil {
+		return nil, err
+	}
+	sb, create, err := res.sandbox(o.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -160,12 +179,6 @@ func (o *RunOptions) prepare() (*prepared, error) {
 	if err := o.cdiDevices(res, sb); err != nil {
 		return nil, err
 	}
-	if err := o.hostFiles(sb); err != nil {
-		return nil, err
-	}
-	if err := sb.Validate(); err != nil {
-		return nil, err
-	}
 	p := &prepared{res: res, sb: sb, profile: profile}
 	if p.image, err = res.ImageRef(); err != nil {
 		return nil, err
@@ -178,7 +191,88 @@ func (o *RunOptions) prepare() (*prepared, error) {
 	default:
 		return nil, fmt.Errorf("invalid pull policy %q: use missing, always or never", p.pull)
 	}
+	// Bad input creates nothing: validate everything except the existence
+	// of the caches still to be created, then create them, then validate
+	// for real; warnings wait until the run is known to go ahead.
+	if err := withoutMounts(sb, create).Validate(); err != nil {
+		return nil, err
+	}
+	if err := createDirs(create); err != nil {
+		return nil, err
+	}
+	if err := o.hostFiles(sb); err != nil {
+		return nil, err
+	}
+	if err := sb.Validate(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// notef records a line for the user (a warning, a note) that prepare prints
+// once the run has been validated.
+func (o *RunOptions) notef(format string, a ...any) {
+	o.notes = append(o.notes, fmt.Sprintf(format, a...))
+}
+
+// withoutMounts is a copy of sb without the mounts whose source is one of
+// sources.
+func withoutMounts(sb *oci.Sandbox, sources []string) *oci.Sandbox {
+	if len(sources) == 0 {
+		return sb
+	}
+	c := *sb
+	c.Mounts = nil
+	for _, m := range sb.Mounts {
+		if !slices.Contains(sources, m.Source) {
+			c.Mounts = append(c.Mounts, m)
+		}
+	}
+	return &c
+}
+
+// checkTrust refuses settings that give up the sandbox's confinement when
+// they come from ./sbxrun.yaml, the file a cloned repository ships: running
+// `sbxrun base -- make test` in someone's checkout must not hand them the
+// host. They are honoured from flags, --config and the files of the user
+// and of root.
+func checkTrust(res *Resolved, cwd string) error {
+	project := filepath.Join(cwd, "sbxrun.yaml")
+	fromProject := func(key string) (string, bool) {
+		for _, src := range strings.Split(res.Sources[key], ", ") {
+			if file, _, ok := strings.Cut(src, ":"); ok && file == project {
+				return src, true
+			}
+		}
+		return "", false
+	}
+	refuse := func(src, what, flag string) error {
+		return fmt.Errorf("%s: %s is not honoured from a project's sbxrun.yaml: pass %s on the command line, or set it in ~/.config/sbxrun/sbxrun.yaml", src, what, flag)
+	}
+	p := &res.Profile
+	if src, ok := fromProject("privileged"); ok && p.Privileged != nil && *p.Privileged {
+		return refuse(src, "privileged: true", "--privileged")
+	}
+	if src, ok := fromProject("cap_add"); ok {
+		for _, c := range p.CapAdd {
+			switch strings.TrimPrefix(strings.ToUpper(c), "CAP_") {
+			case "ALL", "SYS_ADMIN", "SYS_PTRACE", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "NET_ADMIN", "SYS_BOOT", "SYS_TIME", "MAC_ADMIN", "BPF", "PERFMON":
+				return refuse(src, "cap_add: "+c, "--cap-add "+c)
+			}
+		}
+	}
+	if src, ok := fromProject("security_opt"); ok {
+		for _, so := range p.SecurityOpt {
+			switch strings.ReplaceAll(strings.ToLower(so), ":", "=") {
+			case "seccomp=unconfined", "apparmor=unconfined", "no-new-privileges=false":
+				return refuse(src, "security_opt: "+so, "--security-opt "+so)
+			}
+		}
+	}
+	if src, ok := fromProject("devices"); ok && len(p.Devices) > 0 {
+		return refuse(src, "devices", "--device")
+	}
+	return nil
 }
 
 // hostFiles points /etc/hosts and /etc/resolv.conf at the host's for the host
@@ -311,7 +405,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 	// so the first thing the workload sees is already right.
 	var con console.Console
 	if o.TTY && !o.Detach {
-		con = console.Current()
+		if con, err = terminal(); err != nil {
+			return withCode(ExitFailed, err)
+		}
 		if sz, err := con.Size(); err == nil && sz.Width > 0 {
 			o.consoleSize = &sz
 		}
@@ -323,22 +419,13 @@ func Run(ctx context.Context, o *RunOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: o.SigProxy, stopOnTerm: o.StopOnTerm,
-		stop: func(t client.Task) {
+		stop: func(t client.Process) {
 			if o.OnStopping != nil {
 				o.OnStopping()
 			}
 			stopTask(context.WithoutCancel(ctx), t, p.stopSignal(), p.stopTimeout())
 		}}
-	sigc := make(chan os.Signal, 128)
-	signal.Notify(sigc)
-	defer signal.Stop(sigc)
-	go func() {
-		for s := range sigc {
-			if sig, ok := s.(syscall.Signal); ok {
-				router.handle(sig)
-			}
-		}
-	}()
+	defer router.listen()()
 	fail := func(err error) error {
 		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
@@ -376,12 +463,17 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 
 	tr.mark("spec")
+	// The marker comes first, so a kill at any later point leaves one.
+	var mark *marker
+	if !o.Detach {
+		mark = newMarker(o.stateDir(), o.namespace(), p.sb.ID)
+	}
 	container, err := createContainer(ctx, c, o.stateDir(), p.sb.ID, img, opts, o.labels(p))
 	tr.mark("create")
 	if err != nil {
+		mark.remove()
 		return fail(err)
 	}
-	mark := newMarker(o.stateDir(), o.namespace(), p.sb.ID, o.Detach)
 	removeContainer := func() {
 		cctx, done := cleanupCtx()
 		defer done()
@@ -393,6 +485,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	var (
 		ioc   cio.Creator
 		stdin *closingReader
+		out   *pipeWatch
 	)
 	switch {
 	case o.Detach:
@@ -420,7 +513,13 @@ func Run(ctx context.Context, o *RunOptions) error {
 			stdin = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
 			in = stdin
 		}
-		ioc = cio.NewCreator(cio.WithStreams(in, o.Stdout, o.Stderr))
+		kill := func() {
+			if t := router.process(); t != nil {
+				go func() { _ = t.Kill(context.WithoutCancel(ctx), syscall.SIGKILL) }()
+			}
+		}
+		out = &pipeWatch{w: o.Stdout, onBreak: kill}
+		ioc = cio.NewCreator(cio.WithStreams(in, out, &pipeWatch{w: o.Stderr, onBreak: kill}))
 	}
 
 	task, err := container.NewTask(ctx, ioc)
@@ -430,7 +529,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
 		}
-		return classifyStart(err)
+		return classifyStart("starting the sandbox", err)
 	}
 	router.created(task)
 	deleteTask := func() {
@@ -461,7 +560,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
 		}
-		return classifyStart(err)
+		return classifyStart("starting the sandbox", err)
 	}
 	tr.mark("start")
 	router.started()
@@ -479,6 +578,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 	code, _, err := st.Result()
 	if err != nil {
 		code = ExitFailed
+	}
+	if out != nil && out.broken.Load() {
+		code = 128 + uint32(syscall.SIGPIPE)
 	}
 	runCtx, done := cleanupCtx()
 	defer done()
@@ -532,7 +634,7 @@ func terminating(s syscall.Signal) bool {
 	return s == syscall.SIGINT || s == syscall.SIGTERM || s == syscall.SIGHUP || s == syscall.SIGQUIT
 }
 
-func resize(ctx context.Context, t client.Task, con console.Console) {
+func resize(ctx context.Context, t client.Process, con console.Console) {
 	if sz, err := con.Size(); err == nil {
 		_ = t.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
 	}
@@ -651,7 +753,7 @@ func logPath(stateDir, ns, id string) string {
 
 // classifyStart maps a failure to create or start the workload's process to
 // 126 (cannot execute) or 127 (not found), with one readable line.
-func classifyStart(err error) error {
+func classifyStart(what string, err error) error {
 	msg := err.Error()
 	detail := msg
 	if i := strings.LastIndex(msg, "exec: "); i >= 0 {
@@ -664,7 +766,7 @@ func classifyStart(err error) error {
 	case exec && (strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory") || strings.Contains(msg, "exec format error")):
 		return withCode(ExitCannotExec, fmt.Errorf("cannot execute the command in the sandbox: %s", detail))
 	}
-	return withCode(ExitFailed, fmt.Errorf("starting the sandbox: %w", err))
+	return withCode(ExitFailed, fmt.Errorf("%s: %w", what, err))
 }
 
 // hintProfile adds the list of profiles to a failed pull of a bare name,
@@ -754,10 +856,10 @@ type signalRouter struct {
 	con        console.Console
 	proxy      bool
 	stopOnTerm bool
-	stop       func(client.Task)
+	stop       func(client.Process)
 
 	mu       sync.Mutex
-	task     client.Task
+	task     client.Process
 	running  bool
 	pending  []syscall.Signal
 	early    syscall.Signal
@@ -800,7 +902,7 @@ func (r *signalRouter) deliver(sig syscall.Signal) {
 	}
 }
 
-func (r *signalRouter) created(t client.Task) {
+func (r *signalRouter) created(t client.Process) {
 	r.mu.Lock()
 	r.task = t
 	r.mu.Unlock()
@@ -814,6 +916,60 @@ func (r *signalRouter) started() {
 		r.deliver(s)
 	}
 	r.pending = nil
+}
+
+// process is the task or exec process signals go to, once it exists.
+func (r *signalRouter) process() client.Process {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.task
+}
+
+// listen routes every signal sbxrun receives until stop is called.
+func (r *signalRouter) listen() (stop func()) {
+	sigc := make(chan os.Signal, 128)
+	signal.Notify(sigc)
+	go func() {
+		for s := range sigc {
+			if sig, ok := s.(syscall.Signal); ok {
+				r.handle(sig)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigc)
+		close(sigc)
+	}
+}
+
+// terminal is the console of stdin, or of stdout, for -t; without one, an
+// error that names the fix (Docker: "the input device is not a TTY").
+func terminal() (console.Console, error) {
+	for _, f := range []*os.File{os.Stdin, os.Stdout} {
+		if c, err := console.ConsoleFromFile(f); err == nil {
+			return c, nil
+		}
+	}
+	return nil, errors.New("-t needs a terminal and neither stdin nor stdout is one: drop -t (CI jobs have no terminal)")
+}
+
+// pipeWatch passes writes through and notices when the reader went away
+// (`sbxrun ... | head`): the workload is then killed instead of blocking
+// forever on a full pipe, and sbxrun exits 141 as a shell pipeline would.
+type pipeWatch struct {
+	w       io.Writer
+	once    sync.Once
+	broken  atomic.Bool
+	onBreak func()
+}
+
+func (p *pipeWatch) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		p.broken.Store(true)
+		p.once.Do(p.onBreak)
+	}
+	return n, err
 }
 
 func (r *signalRouter) earlySignal() syscall.Signal {
@@ -879,7 +1035,7 @@ func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *Resolved) error {
 	if res.Profile.BestEffortLimits == nil || !*res.Profile.BestEffortLimits {
 		return fmt.Errorf("rootless sbxrun cannot enforce %s here: %s; or pass --best-effort-limits (profile key best_effort_limits: true) to run without them", what, support.reason)
 	}
-	fmt.Fprintf(o.Stderr, "sbxrun: warning: %s not enforced (--best-effort-limits): %s\n", what, firstClause(support.reason))
+	o.notef("warning: %s not enforced (--best-effort-limits): %s", what, firstClause(support.reason))
 	sb.Memory, sb.MemorySwap, sb.CPUs, sb.PidsLimit = 0, 0, 0, 0
 	return nil
 }

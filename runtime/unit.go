@@ -1,8 +1,7 @@
 package runtime
 
 import (
-	"io"
-	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,17 +40,14 @@ type ServiceFacts struct {
 func (o *RunOptions) ServiceFacts() (*ServiceFacts, error) {
 	// A unit is not a run: what a run would warn about (optional GPUs this
 	// host lacks, a CDI spec it refreshed) is not the generator's to say.
-	stderr := o.Stderr
-	o.Stderr = io.Discard
-	p, err := o.prepare()
-	o.Stderr = stderr
+	p, err := o.validate()
+	o.notes = nil
 	if err != nil {
 		return nil, withCode(ExitFailed, err)
 	}
-	gpus, optional := wantsGPUs(&p.res.Profile)
-	if p.res.Sources["gpus"] == sourceFlag {
-		// GPUs asked for on the command line are always required.
-		optional = false
+	gpus, optional, err := p.res.wantsGPUs()
+	if err != nil {
+		return nil, withCode(ExitFailed, err)
 	}
 	return &ServiceFacts{
 		Name:         p.sb.ID,
@@ -65,46 +61,20 @@ func (o *RunOptions) ServiceFacts() (*ServiceFacts, error) {
 	}, nil
 }
 
-// NVIDIAVendor is the CDI vendor of NVIDIA's devices (nvidia.com/gpu=0).
-const NVIDIAVendor = "nvidia.com"
+// nvidiaVendor is the CDI vendor of NVIDIA's devices (nvidia.com/gpu=0).
+const nvidiaVendor = "nvidia.com"
 
-// wantsGPUs reports whether a resolved profile requests NVIDIA GPUs (its
-// gpus key, or NVIDIA CDI devices), and whether the request is optional (the profile's GPUs with
-// "gpu: optional", which a host without GPUs runs without). It reads the
-// request by the profile's yaml keys (gpus, gpu, devices) rather than by
-// field name, so it does not depend on how the GPU fields are spelled.
-func wantsGPUs(p *Profile) (want, optional bool) {
-	gpus, _ := yamlValue(p, "gpus").(string)
-	mode, _ := yamlValue(p, "gpu").(string)
-	devices, _ := yamlValue(p, "devices").([]string)
-	for _, d := range devices {
-		if strings.HasPrefix(d, NVIDIAVendor+"/") {
-			return true, false
-		}
+// wantsGPUs reports whether the resolved run asks for NVIDIA GPUs (its
+// gpus key, or NVIDIA CDI devices), and whether they are optional: only
+// optional gpus (Resolved.gpuRequest) without an NVIDIA device, which is
+// always required.
+func (r *Resolved) wantsGPUs() (want, optional bool, err error) {
+	req, optional, err := r.gpuRequest()
+	if err != nil {
+		return false, false, err
 	}
-	if gpus != "" && gpus != "none" {
-		return true, mode == "optional"
+	if slices.ContainsFunc(r.Profile.Devices, func(d string) bool { return strings.HasPrefix(d, nvidiaVendor+"/") }) {
+		return true, false, nil
 	}
-	return false, false
-}
-
-// yamlValue is the value of the Profile field with yaml key key, with
-// pointers followed; nil when there is none or it is unset.
-func yamlValue(p *Profile, key string) any {
-	v := reflect.ValueOf(p).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != key {
-			continue
-		}
-		f := v.Field(i)
-		for f.Kind() == reflect.Pointer {
-			if f.IsNil() {
-				return nil
-			}
-			f = f.Elem()
-		}
-		return f.Interface()
-	}
-	return nil
+	return req != nil, optional, nil
 }

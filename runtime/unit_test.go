@@ -49,25 +49,43 @@ func TestWantsGPUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		profile        string
-		want, optional bool
+		name    string
+		profile string
+		flags   *Profile
+		// request and optional are what gpuRequest says (a request or
+		// nil); want and wantOptional what wantsGPUs says.
+		request, optional  bool
+		want, wantOptional bool
 	}{
-		{"base", false, false},
-		{"gpu-optional", true, true},
-		{"gpu-required", true, false},
-		{"gpu-off", false, false},
-		{"nvidia-device", true, false},
-		{"other-device", false, false},
-		{"model-dev", true, true},
+		{"no GPUs", "base", nil, false, false, false, false},
+		{"optional", "gpu-optional", nil, true, true, true, true},
+		{"required", "gpu-required", nil, true, false, true, false},
+		{"turned off", "gpu-off", nil, false, false, false, false},
+		{"NVIDIA device", "nvidia-device", nil, false, false, true, false},
+		{"other device", "other-device", nil, false, false, false, false},
+		{"built-in optional", "model-dev", nil, true, true, true, true},
+		{"--gpus", "base", &Profile{GPUs: pointerTo("all")}, true, false, true, false},
+		{"--gpus over optional", "gpu-optional", &Profile{GPUs: pointerTo("device=0")}, true, false, true, false},
+		{"--gpus none", "gpu-optional", &Profile{GPUs: pointerTo("none")}, false, false, false, false},
+		{"--gpus quoted none", "gpu-optional", &Profile{GPUs: pointerTo(`"none"`)}, false, false, false, false},
+		{"--device NVIDIA over optional", "gpu-optional", &Profile{Devices: []string{"nvidia.com/gpu=0"}}, true, true, true, false},
+		{"--device other", "base", &Profile{Devices: []string{"example.com/fpga=0"}}, false, false, false, false},
 	}
 	for _, tt := range tests {
-		r, err := profs.Resolve(tt.profile, nil)
-		if err != nil {
-			t.Fatalf("resolving %s: %v", tt.profile, err)
-		}
-		if want, optional := wantsGPUs(&r.Profile); want != tt.want || optional != tt.optional {
-			t.Errorf("wantsGPUs(%s) = %v, %v; want %v, %v", tt.profile, want, optional, tt.want, tt.optional)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := profs.Resolve(tt.profile, tt.flags)
+			if err != nil {
+				t.Fatalf("resolving %s: %v", tt.profile, err)
+			}
+			req, optional, err := r.gpuRequest()
+			if err != nil || (req != nil) != tt.request || optional != tt.optional {
+				t.Errorf("gpuRequest() = %v, %v, %v; want a request %v, optional %v", req, optional, err, tt.request, tt.optional)
+			}
+			want, optional, err := r.wantsGPUs()
+			if err != nil || want != tt.want || optional != tt.wantOptional {
+				t.Errorf("wantsGPUs() = %v, %v, %v; want %v, %v", want, optional, err, tt.want, tt.wantOptional)
+			}
+		})
 	}
 }
 
@@ -101,8 +119,8 @@ func TestServiceFacts(t *testing.T) {
 			if f.Name != "svc" || f.StopSignal != tt.signal || f.StopTimeout != tt.timeout || f.Network != tt.network || f.GPUs != tt.gpus || f.GPUsOptional != tt.gpuOpt {
 				t.Errorf("facts %+v, want signal %v, timeout %s, network %v, GPUs %v (optional %v)", f, tt.signal, tt.timeout, tt.network, tt.gpus, tt.gpuOpt)
 			}
-			if o.Stderr != nil {
-				t.Errorf("ServiceFacts left o.Stderr set to %v", o.Stderr)
+			if len(o.notes) != 0 {
+				t.Errorf("ServiceFacts left notes to print: %q", o.notes)
 			}
 		})
 	}

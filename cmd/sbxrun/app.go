@@ -19,6 +19,8 @@ import (
 var version = "dev"
 
 func newApp() *cli.App {
+	// -v is --volume, as in Docker; the version is --version only.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 	return &cli.App{
 		Name:                      "sbxrun",
 		Usage:                     "run development sandboxes as containerd tasks, without Docker",
@@ -228,18 +230,13 @@ func flagLayer(c *cli.Context) (*runtime.Profile, error) {
 		setEnv(p, kvs)
 	}
 	for _, e := range c.StringSlice("env") {
-		k, v, ok := strings.Cut(e, "=")
-		if k == "" || strings.ContainsAny(k, " \t") {
-			return nil, fmt.Errorf("invalid -e %q: use KEY=VALUE or KEY", e)
+		k, v, ok, err := resolveEnvFlag(e, os.LookupEnv)
+		if err != nil {
+			return nil, err
 		}
-		if !ok {
-			hv, set := os.LookupEnv(k)
-			if !set {
-				continue
-			}
-			v = hv
+		if ok {
+			setEnv(p, []string{k + "=" + v})
 		}
-		setEnv(p, []string{k + "=" + v})
 	}
 
 	for _, v := range c.StringSlice("volume") {
@@ -435,7 +432,17 @@ func execCommand() *cli.Command {
 				cmd = cmd[1:]
 			}
 			g := global(c)
-			o := &runtime.ExecOptions{Name: args[0], Args: cmd, Env: c.StringSlice("env"), Workdir: c.String("workdir"), User: c.String("user"),
+			var env []string
+			for _, e := range c.StringSlice("env") {
+				k, v, ok, err := resolveEnvFlag(e, os.LookupEnv)
+				if err != nil {
+					return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
+				}
+				if ok {
+					env = append(env, k+"="+v)
+				}
+			}
+			o := &runtime.ExecOptions{Name: args[0], Args: cmd, Env: env, Workdir: c.String("workdir"), User: c.String("user"),
 				Interactive: c.Bool("interactive"), TTY: c.Bool("tty"), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 			if !c.IsSet("tty") && isTerminal(os.Stdin) && isTerminal(os.Stdout) {
 				o.TTY, o.Interactive = true, true
@@ -506,8 +513,7 @@ func versionCommand() *cli.Command {
 			g := global(c)
 			v, err := runtime.ServerVersion(c.Context, &g)
 			if err != nil {
-				fmt.Printf("containerd: %v\n", err)
-				return nil
+				return &runtime.ExitError{Code: 1, Err: err}
 			}
 			fmt.Printf("containerd %s\n", v)
 			return nil

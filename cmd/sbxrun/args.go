@@ -140,7 +140,7 @@ func rewriteRun(cmd *cli.Command, rest []string) []string {
 // help/version/completion, which urfave/cli adds).
 func isGlobalFlag(app *cli.App, name string) bool {
 	switch name {
-	case "help", "h", "version", "v", "generate-bash-completion":
+	case "help", "h", "version", "generate-bash-completion":
 		return true
 	}
 	for _, f := range app.Flags {

@@ -34,6 +34,7 @@ func TestRewriteArgs(t *testing.T) {
 		{"run flags before the profile in the shorthand", "sbxrun -d --name bg base -- sleep 100", "sbxrun run --detach --name bg base -- sleep 100"},
 		{"global then run flags", "sbxrun --debug -m 1g base -- true", "sbxrun --debug run --memory 1g base -- true"},
 		{"unknown flag alone is left to the parser", "sbxrun --bogus", "sbxrun --bogus"},
+		{"-v before the profile is a volume, not the version", "sbxrun -v /a:/b base -- ls", "sbxrun run --volume /a:/b base -- ls"},
 		{"only globals", "sbxrun --debug", "sbxrun --debug"},
 	}
 	app := newApp()

@@ -95,7 +95,7 @@ func generateUnit(c *cli.Context) error {
 		WorkingDirectory: wd, Environment: env,
 		Description: w.value("description"), Restart: w.value("restart"), After: w.list("after"), Wants: w.list("wants"),
 		StopSignal: facts.StopSignal, StopTimeout: facts.StopTimeout, Network: facts.Network,
-		GPUs: facts.GPUs || w.asksGPUs(), GPUsOptional: facts.GPUsOptional && !w.asksGPUs(),
+		GPUs: facts.GPUs, GPUsOptional: facts.GPUsOptional,
 	}
 	var envFile string
 	if len(secrets) > 0 {
@@ -146,84 +146,60 @@ type generateWords struct {
 	gen map[string][]string
 	// run are the run words, exactly as given.
 	run []string
-	// flags are the run flags given: primary name, value, and the index in
-	// run of the word that holds the value ("" and -1 for booleans).
-	flags []givenFlag
+	// flags are the run flags given, with indices into run.
+	flags []flagWord
 	help  bool
 }
 
-type givenFlag struct {
-	name, value string
-	at          int
-	// inline is set for --flag=VALUE, where run[at] is the whole word.
-	inline bool
-}
-
-// splitGenerateWords separates generate's own flags from the run words with
-// the run grammar (flags before or after PROFILE up to "--" or the first
-// word after PROFILE that is not a flag), keeping the run words verbatim.
+// splitGenerateWords separates generate's own flags (and --help) from the
+// run words with the run grammar (scanRunWords), keeping the run words
+// verbatim.
 func splitGenerateWords(words []string) (*generateWords, error) {
-	genArity, genPrimary := flagArity(generateFlags)
-	runArity, runPrimary := flagArity(runFlags)
+	genTakesValue, gen := flagArity(generateFlags)
+	// generate reads --help itself, as urfave/cli's help flag.
+	all := append([]cli.Flag{cli.HelpFlag}, generateFlags...)
+	line := scanRunWords(append(all, runFlags...), words)
 	w := &generateWords{gen: map[string][]string{}}
-	sawTarget := false
-	for i := 0; i < len(words); i++ {
-		a := words[i]
-		if a == "--" {
-			w.run = append(w.run, words[i:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || len(a) == 1 {
-			w.run = append(w.run, a)
-			if !sawTarget {
-				sawTarget = true
-				continue
-			}
-			// The command, Docker-style, without "--": the rest, untouched.
-			w.run = append(w.run, words[i+1:]...)
-			break
-		}
-		name, value, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if name == "h" || name == "help" {
-			w.help = true
-			continue
-		}
-		if p, ok := genPrimary[name]; ok {
-			switch {
-			case inline:
-			case !genArity[name]:
-				value = "true"
-			case i+1 < len(words):
-				i++
-				value = words[i]
-			default:
-				return nil, fmt.Errorf("flag --%s needs a value", name)
-			}
-			w.gen[p] = append(w.gen[p], value)
-			continue
-		}
-		w.run = append(w.run, a)
-		p, known := runPrimary[name]
-		takes := runArity[name]
-		if !known {
-			p = name
-			if !strings.HasPrefix(a, "--") && len(name) > 1 {
-				// Combined short flags such as -it: the last may take a value.
-				for _, r := range name[:len(name)-1] {
-					w.flags = append(w.flags, givenFlag{name: runPrimary[string(r)], at: -1})
-				}
-				last := name[len(name)-1:]
-				p, takes = runPrimary[last], runArity[last]
-			}
-		}
-		f := givenFlag{name: p, at: -1}
+	own := map[int]bool{} // the words of generate's own flags
+	for _, f := range line.flags {
 		switch {
-		case inline:
-			f.value, f.at, f.inline = value, len(w.run)-1, true
-		case takes && i+1 < len(words):
-			i++
-			w.run = append(w.run, words[i])
-			f.value, f.at = words[i], len(w.run)-1
+		case f.combined:
+			continue
+		case f.name == cli.HelpFlag.Names()[0]:
+			w.help = true
+		case gen[f.name] != "":
+			value := f.value
+			switch {
+			case f.valueAt >= 0:
+			case genTakesValue[f.name]:
+				return nil, fmt.Errorf("flag --%s needs a value", f.name)
+			default:
+				value = "true"
+			}
+			w.gen[f.name] = append(w.gen[f.name], value)
+		default:
+			continue
+		}
+		own[f.at] = true
+		if f.valueAt >= 0 {
+			own[f.valueAt] = true
+		}
+	}
+	at := make([]int, len(words)) // index in w.run of each word kept
+	for i, word := range words {
+		if own[i] {
+			continue
+		}
+		at[i] = len(w.run)
+		w.run = append(w.run, word)
+	}
+	for _, f := range line.flags {
+		if own[f.at] {
+			continue
+		}
+		f.at = at[f.at]
+		if f.valueAt >= 0 {
+			f.valueAt = at[f.valueAt]
 		}
 		w.flags = append(w.flags, f)
 	}
@@ -256,31 +232,16 @@ func (w *generateWords) bool(name string) (bool, error) {
 	}
 }
 
-// asksGPUs reports whether the run flags ask for NVIDIA GPUs (--gpus other
-// than none, or an NVIDIA --device), read from the words themselves.
-func (w *generateWords) asksGPUs() bool {
-	return slices.ContainsFunc(w.flags, func(f givenFlag) bool {
-		return f.name == "gpus" && f.value != "none" || f.name == "device" && strings.HasPrefix(f.value, runtime.NVIDIAVendor+"/")
-	})
-}
-
 // parseRunWords parses the global and run words exactly as `sbxrun run`
 // would (the same app, with run's action replaced) and refuses what cannot
 // work under a service manager.
 func parseRunWords(c *cli.Context, global, words []string) (*runtime.RunOptions, error) {
-	flagArgs, target, cmd, sawTarget := splitRunArgs(runFlags, words)
-	argv := append(append([]string{"sbxrun"}, global...), "run")
-	argv = append(argv, flagArgs...)
-	if sawTarget {
-		argv = append(argv, target)
-	}
-	if cmd != nil {
-		argv = append(append(argv, "--"), cmd...)
-	}
 	var o *runtime.RunOptions
 	app := newApp()
 	app.Writer, app.ErrWriter = io.Discard, c.App.ErrWriter
 	run := app.Command("run")
+	argv := append(append([]string{"sbxrun"}, global...), "run")
+	argv = append(argv, rewriteRun(run, words)...)
 	run.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
 		return failf("%v: see `sbxrun systemd generate --help`", err)
 	}
@@ -338,18 +299,20 @@ func globalWords(c *cli.Context) []string {
 func splitSecrets(w *generateWords) (run, secrets, fromHost []string) {
 	run = slices.Clone(w.run)
 	for _, f := range w.flags {
-		if f.name != "env" || f.at < 0 {
+		if f.name != "env" || f.valueAt < 0 {
 			continue
 		}
-		k, v, hasValue := strings.Cut(f.value, "=")
-		if !hasValue {
-			hv, ok := os.LookupEnv(k)
-			switch {
-			case !ok:
-			case systemd.LooksSecret(k, hv):
-				secrets = append(secrets, k+"="+hv)
-			default:
-				fromHost = append(fromHost, k+"="+hv)
+		// A bad -e has failed the run's own parse already.
+		k, v, ok, err := resolveEnvFlag(f.value, os.LookupEnv)
+		if err != nil || !ok {
+			continue
+		}
+		if !strings.Contains(f.value, "=") {
+			// -e KEY: the unit sets KEY from this environment.
+			if systemd.LooksSecret(k, v) {
+				secrets = append(secrets, k+"="+v)
+			} else {
+				fromHost = append(fromHost, k+"="+v)
 			}
 			continue
 		}
@@ -358,10 +321,10 @@ func splitSecrets(w *generateWords) (run, secrets, fromHost []string) {
 		}
 		secrets = append(secrets, f.value)
 		if f.inline {
-			flag, _, _ := strings.Cut(run[f.at], "=")
-			run[f.at] = flag + "=" + k
+			flag, _, _ := strings.Cut(run[f.valueAt], "=")
+			run[f.valueAt] = flag + "=" + k
 		} else {
-			run[f.at] = k
+			run[f.valueAt] = k
 		}
 	}
 	return run, secrets, fromHost

@@ -12,7 +12,6 @@ func TestSplitGenerateWords(t *testing.T) {
 		words   string
 		gen     map[string][]string
 		run     string
-		gpus    bool
 		help    bool
 		wantErr string
 	}{
@@ -29,11 +28,14 @@ func TestSplitGenerateWords(t *testing.T) {
 			run: "--name=x -e=K=V --env K2=V2 -m 1g -it base"},
 		{name: "repeated", words: "--after a.service --after 'b.service c.target' --name x base",
 			gen: map[string][]string{"after": {"a.service", "b.service c.target"}}, run: "--name x base"},
-		{name: "gpus", words: "--gpus all --name x base", run: "--gpus all --name x base", gpus: true},
+		{name: "gpus", words: "--gpus all --name x base", run: "--gpus all --name x base"},
 		{name: "gpus none", words: "--gpus=none --name x base", run: "--gpus=none --name x base"},
-		{name: "nvidia device", words: "--device nvidia.com/gpu=0 --name x base", run: "--device nvidia.com/gpu=0 --name x base", gpus: true},
+		{name: "nvidia device", words: "--device nvidia.com/gpu=0 --name x base", run: "--device nvidia.com/gpu=0 --name x base"},
 		{name: "other device", words: "--device example.com/fpga=0 --name x base", run: "--device example.com/fpga=0 --name x base"},
 		{name: "help", words: "--name x --help base", run: "--name x base", help: true},
+		{name: "short help", words: "-h --name x base", run: "--name x base", help: true},
+		{name: "combined short flags stay run flags", words: "-ih --name x base", run: "-ih --name x base"},
+		{name: "generate flag with =", words: "--install=false --name x base", gen: map[string][]string{"install": {"false"}}, run: "--name x base"},
 		{name: "missing value", words: "base --restart", wantErr: "--restart needs a value"},
 	}
 	for _, tt := range tests {
@@ -59,9 +61,6 @@ func TestSplitGenerateWords(t *testing.T) {
 					t.Errorf("--%s = %q, want %q", k, w.gen[k], v)
 				}
 			}
-			if got := w.asksGPUs(); got != tt.gpus {
-				t.Errorf("asksGPUs = %v, want %v", got, tt.gpus)
-			}
 			if w.help != tt.help {
 				t.Errorf("help = %v, want %v", w.help, tt.help)
 			}
@@ -73,7 +72,8 @@ func TestSplitSecrets(t *testing.T) {
 	t.Setenv("FROM_HOST", "plain value")
 	t.Setenv("SECRET_FROM_HOST", "s3")
 	t.Setenv("TOKENISH", "ghp_abcdefghijklmnopqrstuvwxyz")
-	w, err := splitGenerateWords([]string{"-e", "HF_TOKEN=hf_x", "--env=DB_PASSWORD=p w", "-e", "PLAIN=1", "-e", "FROM_HOST",
+	// generate's own flags between them: the positions are the run words'.
+	w, err := splitGenerateWords([]string{"--restart", "always", "-e", "HF_TOKEN=hf_x", "--install", "--env=DB_PASSWORD=p w", "--after=a.service", "-e", "PLAIN=1", "-e", "FROM_HOST",
 		"-e", "SECRET_FROM_HOST", "-e=TOKENISH", "-e", "UNSET_SBXRUN_TEST", "--name", "x", "base", "--", "echo", "-e", "HF_TOKEN=hf_y"})
 	if err != nil {
 		t.Fatal(err)
