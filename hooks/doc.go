@@ -11,8 +11,12 @@
 // reduced to PATH and the toolkit's own settings.
 //
 // Nothing an image sets may reach a host-side hook (CVE-2025-23266: an
-// image's LD_PRELOAD loaded into the toolkit's createContainer hook). Two
-// layers make sure: every hook sbxrun injects gets Env(vendor) as its
-// explicit environment in config.json, and the hook entry point scrubs its
-// own environment before doing anything.
+// image's LD_PRELOAD loaded into the toolkit's createContainer hook). The
+// protection is the explicit environment every hook sbxrun injects gets in
+// config.json (Env(vendor): PATH plus the spec's own variables, loader
+// variables removed), so runc starts the hook with nothing else. The hook
+// entry point also scrubs its environment before the toolkit code runs,
+// but that is hygiene, not a defence: sbxrun is linked dynamically (cgo),
+// so the loader would apply an LD_PRELOAD before main, and the Go runtime
+// reads GODEBUG and friends before main too.
 package hooks

@@ -73,9 +73,13 @@ var unsafeVars = []string{
 	"RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
 }
 
+// goRuntimeVars are read by the Go runtime before main (the hook is sbxrun,
+// a Go program): they change its behaviour in ways the caller controls.
+var goRuntimeVars = []string{"GODEBUG", "GOTRACEBACK", "GOGC", "GOMEMLIMIT", "GOMAXPROCS"}
+
 // Unsafe reports whether the variable named key may change how a program
-// is loaded or behaves in ways its caller controls: every LD_* variable
-// and glibc's list of unsecure variables.
+// is loaded or behaves in ways its caller controls: every LD_* variable,
+// glibc's list of unsecure variables, and the Go runtime's.
 func Unsafe(key string) bool {
-	return strings.HasPrefix(key, "LD_") || slices.Contains(unsafeVars, key)
+	return strings.HasPrefix(key, "LD_") || slices.Contains(unsafeVars, key) || slices.Contains(goRuntimeVars, key)
 }

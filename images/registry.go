@@ -42,15 +42,17 @@ type RegistryOptions struct {
 	DockerConfig string
 }
 
-// Retry policy for registry requests: 5xx answers, resets and timeouts are
-// retried with exponential backoff, a registry that refuses connections is
-// given up on within a few seconds.
+// Retry policy for registry requests: 5xx answers and resets are retried
+// with exponential backoff, timeouts once; a registry that refuses
+// connections is given up on within a few seconds, one that accepts and
+// never answers within about a minute (two handshake or header timeouts).
 const (
 	requestAttempts = 4
 	backoffBase     = 250 * time.Millisecond
 	backoffMax      = 2 * time.Second
 	dialTimeout     = 10 * time.Second
-	headerTimeout   = 30 * time.Second
+	headerTimeout   = 20 * time.Second
+	tlsTimeout      = 10 * time.Second
 )
 
 // stallTimeout ends a response body that delivered nothing for this long;
@@ -205,6 +207,7 @@ func newTransport(next http.RoundTripper, obs *observer) http.RoundTripper {
 		t = t.Clone()
 		t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 		t.ResponseHeaderTimeout = headerTimeout
+		t.TLSHandshakeTimeout = tlsTimeout
 		t.MaxIdleConnsPerHost = 16
 		next = t
 	}
@@ -254,6 +257,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	canRetry := req.Body == nil || req.GetBody != nil
+	timeouts := 0
 	for attempt := 0; ; attempt++ {
 		r := req
 		if attempt > 0 && req.GetBody != nil {
@@ -265,6 +269,13 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.Body = body
 		}
 		resp, err, retry := t.try(r, canRetry && attempt+1 < requestAttempts)
+		var ne net.Error
+		if retry && errors.As(err, &ne) && ne.Timeout() {
+			// A registry that accepts and never answers is given one more
+			// chance, not four: each try costs a whole timeout.
+			timeouts++
+			retry = timeouts < 2
+		}
 		if !retry {
 			return resp, err
 		}

@@ -563,6 +563,10 @@ func TestPrune(t *testing.T) {
 
 	before := namespaceBytes(t)
 	stdout, stderr, code = run(t, "prune")
+	if code != 125 || !strings.Contains(stderr, "pass -f") {
+		t.Errorf("prune without -f and without a terminal: exit %d, stderr %q; want 125 asking for -f", code, stderr)
+	}
+	stdout, stderr, code = run(t, "prune", "-f")
 	expect(t, "prune", code, 0, stdout, stderr)
 	after := namespaceBytes(t)
 	m := reclaimed.FindStringSubmatch(stdout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -170,7 +171,9 @@ func checkDir(dir string, trusted []uint32) error {
 	if !slices.Contains(trusted, st.Uid) {
 		return fmt.Errorf("CDI spec directory %q is owned by uid %d, %s: chown root %s", dir, st.Uid, trustedWho(trusted), dir)
 	}
-	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+	// No exception for sticky directories: anyone could still add files,
+	// FIFOs or links there.
+	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("CDI spec directory %q is writable by group or others: chmod go-w %s", dir, dir)
 	}
 	return nil
@@ -205,9 +208,9 @@ func CheckTrustedFile(what, path string, fi fs.FileInfo, trusted []uint32) error
 // and parses and validates exactly what was checked (through
 // /proc/self/fd, so the file cannot be swapped in between).
 func readCDISpec(path string, prio int, trusted []uint32) (*CDISpec, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("CDI spec %q: %w", path, errors.Unwrap(err))
+		return nil, fmt.Errorf("CDI spec %q: %w", path, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -272,7 +275,12 @@ func checkSpecPaths(raw *cdispecs.Spec, path string) error {
 // peekKind returns the kind a spec file declares, "" when it cannot be
 // read; it is only used to tell which requests a refused file concerns.
 func peekKind(path string) string {
-	b, err := os.ReadFile(path)
+	f, err := openRegular(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		return ""
 	}
@@ -571,4 +579,27 @@ func validateCDIDevices(names []string) error {
 		}
 	}
 	return nil
+}
+
+// openRegular opens path for reading only if it is a regular file: a FIFO
+// would block the open forever and a device node may act on being opened
+// (a watchdog arms), so neither is opened at all. The open is non-blocking
+// and the opened file is checked again.
+func openRegular(path string) (*os.File, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file: remove it from the spec directory")
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, errors.New("not a regular file: remove it from the spec directory")
+	}
+	return f, nil
 }

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -320,4 +322,49 @@ func TestBuildRefusesUnsafeCDI(t *testing.T) {
 // error.
 func generateErr(opts []oci.SpecOpts) (*specs.Spec, error) {
 	return oci.GenerateSpec(namespaces.WithNamespace(context.Background(), "test"), nil, &containers.Container{ID: "t1"}, opts...)
+}
+
+// TestLoadCDINonRegular: a FIFO or device node in a spec directory is
+// refused without being opened (a FIFO would block forever), and a sticky
+// world-writable directory is not trusted.
+func TestLoadCDINonRegular(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to own its spec directory: run it as root (CI does)")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "evil.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/null", filepath.Join(dir, "dev.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *CDIRegistry, 1)
+	go func() {
+		reg, err := LoadCDI([]string{dir}, []uint32{0})
+		if err != nil {
+			t.Errorf("LoadCDI: %v", err)
+		}
+		done <- reg
+	}()
+	select {
+	case reg := <-done:
+		if reg != nil && len(reg.Refused()) != 2 {
+			t.Errorf("refused %d files, want the FIFO and the device link", len(reg.Refused()))
+		}
+		for _, r := range reg.Refused() {
+			if !strings.Contains(r.Err.Error(), "not a regular file") {
+				t.Errorf("refusal %v does not say why", r.Err)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LoadCDI blocked on a FIFO in the spec directory")
+	}
+
+	sticky := t.TempDir()
+	if err := os.Chmod(sticky, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDir(sticky, []uint32{0}); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("sticky world-writable directory: %v, want it refused", err)
+	}
 }

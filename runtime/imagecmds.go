@@ -370,7 +370,22 @@ func readPassword(f *os.File, prompt io.Writer) (string, error) {
 	if err := con.DisableEcho(); err != nil {
 		return "", fmt.Errorf("reading the password: %w", err)
 	}
+	// Ctrl-C at the prompt must not leave the terminal without echo.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-sigc:
+			_ = con.Reset()
+			fmt.Fprintln(prompt)
+			os.Exit(130)
+		case <-stop:
+		}
+	}()
 	defer func() {
+		close(stop)
+		signal.Stop(sigc)
 		_ = con.Reset()
 		fmt.Fprintln(prompt)
 	}()

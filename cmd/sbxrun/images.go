@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -98,8 +102,25 @@ func rmiCommand() *cli.Command {
 func pruneCommand() *cli.Command {
 	return &cli.Command{
 		Name: "prune", Usage: "remove images no sandbox uses and no profile runs, and unreferenced content; report bytes freed", OnUsageError: usageError,
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "also remove the images of profiles"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "also remove the images of profiles"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
+		},
 		Action: func(c *cli.Context) error {
+			if !c.Bool("force") {
+				what := "every image no sandbox uses and no profile runs"
+				if c.Bool("all") {
+					what = "every image no sandbox uses, profile images included"
+				}
+				if !isTerminal(os.Stdin) {
+					return failf("prune removes %s: pass -f to confirm (there is no terminal to ask)", what)
+				}
+				fmt.Fprintf(os.Stderr, "This removes %s, and the content only they used. Continue? [y/N] ", what)
+				answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					return &runtime.ExitError{Code: 1, Err: errors.New("prune cancelled")}
+				}
+			}
 			g := global(c)
 			return runtime.PruneImages(c.Context, &g, loadOptions(c), c.Bool("all"), os.Stdout)
 		},

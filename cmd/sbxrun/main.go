@@ -17,6 +17,11 @@ func main() {
 			os.Exit(runtime.ExitFailed)
 		}
 	}()
+	// The sbxrun binary is also the CDI hook its GPU specs run: nothing else
+	// happens first in a hook.
+	if args, ok := hooks.Invoked(os.Args); ok {
+		os.Exit(serveHook(args))
+	}
 	// A non-root user with a rootless containerd continues inside its
 	// namespaces (the process is replaced); rootless commands themselves
 	// manage that daemon from outside.
@@ -25,10 +30,6 @@ func main() {
 			fmt.Fprintln(os.Stderr, "sbxrun: "+err.Error())
 			os.Exit(runtime.ExitFailed)
 		}
-	}
-	// The sbxrun binary is also the CDI hook its GPU specs run.
-	if args, ok := hooks.Invoked(os.Args); ok {
-		os.Exit(serveHook(args))
 	}
 	app := newApp()
 	err := app.RunContext(context.Background(), rewriteArgs(app, os.Args))

@@ -22,3 +22,10 @@ func TestRootlessDaemonUnit(t *testing.T) {
 		t.Error("a binary path with '$' was accepted")
 	}
 }
+
+func TestGenerateRefusesTheDaemonName(t *testing.T) {
+	_, err := Generate(Options{Name: RootlessDaemonName, Scope: User, Exec: "/usr/bin/sbxrun", Run: []string{"base"}, StopSignal: 15})
+	if err == nil || !strings.Contains(err.Error(), "rootless containerd") {
+		t.Fatalf("Generate(--name %s) = %v, want a refusal naming the daemon unit", RootlessDaemonName, err)
+	}
+}

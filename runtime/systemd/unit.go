@@ -135,12 +135,14 @@ func Generate(o Options) (string, error) {
 	}
 
 	after := []string{"containerd.service"}
+	var wants []string
 	if o.Scope == User {
 		// A user's sandboxes run on the user's rootless containerd
-		// (`sbxrun rootless setup --systemd` installs its unit).
+		// (`sbxrun rootless setup --systemd` installs its unit): start it
+		// too, and after it.
 		after = []string{UnitName(RootlessDaemonName)}
+		wants = []string{UnitName(RootlessDaemonName)}
 	}
-	var wants []string
 	if o.Network && o.Scope == System {
 		after = append(after, "network-online.target")
 		wants = append(wants, "network-online.target")
@@ -180,8 +182,10 @@ func Generate(o Options) (string, error) {
 	if o.WorkingDirectory != "" {
 		line("WorkingDirectory=%s", escapeSpecifiers(o.WorkingDirectory))
 	}
-	if o.GPUs {
-		// Services that start before the CDI spec exists fail at boot.
+	if o.GPUs && o.Scope == System {
+		// Services that start before the CDI spec exists fail at boot. (A
+		// user cannot write the system spec: the run itself generates one
+		// in memory when it is missing or stale.)
 		prefix := ""
 		if o.GPUsOptional {
 			prefix = "-"
@@ -215,6 +219,9 @@ func Generate(o Options) (string, error) {
 func (o *Options) validate() error {
 	if !sandboxNameRE.MatchString(o.Name) {
 		return fmt.Errorf("invalid sandbox name %q for a unit: use letters, digits, '.', '_' and '-' (--name)", o.Name)
+	}
+	if o.Name == RootlessDaemonName {
+		return fmt.Errorf("the unit name %s is the rootless containerd's: choose another --name", UnitName(o.Name))
 	}
 	switch o.Restart {
 	case "", RestartNo, RestartOnFailure, RestartAlways:
