@@ -10,7 +10,7 @@ DEMO_DIR ?= $(CURDIR)/.sbxrun-dev
 export CGO_ENABLED := 1
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: help build test unit integration fuzz bench bench-pull lint deps demo demo-stop image gpu-pack gpu-check clean
+.PHONY: help build test unit integration fuzz bench bench-pull lint deps demo demo-stop image gpu-pack gpu-check clean sandbox-images sandbox-images-test sandbox-pins
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -23,11 +23,11 @@ build: ## build bin/sbxrun
 
 test: deps ## unit and integration tests (installs what they need; run as root)
 	$(GO) vet ./...
-	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/... ./gpu/...
+	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/... ./gpu/... ./sandboxes/... ./hack/ocipack/...
 	$(GO) test -count=1 -timeout 15m ./integration/...
 
 unit: ## unit tests only (no containerd needed)
-	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/... ./gpu/...
+	$(GO) test -count=1 ./cmd/... ./oci/... ./runtime/... ./images/... ./hooks/... ./gpu/... ./sandboxes/... ./hack/ocipack/...
 
 integration: ## integration tests against a private containerd the tests start (root)
 	$(GO) test -count=1 -timeout 15m -v ./integration/...
@@ -67,6 +67,18 @@ gpu-pack: ## pack sbxrun, containerd, runc and a glibc test image for a GPU host
 
 gpu-check: gpu-pack ## on a GPU host (root): sbxrun gpu setup, model-dev -- nvidia-smi -L, a CUDA check, stale specs, timings
 	hack/gpu-check.sh dist/gpu-check.tar.xz
+
+SANDBOXES ?= base test
+sandbox-images: deps build ## build the base and test sandboxes from Debian packages (no Docker) and load them into .sbxrun-dev's containerd (SANDBOXES="base test model-dev")
+	sandboxes/local/build.sh -o bin/sandboxes $(SANDBOXES)
+	@if [ -z "$$SBXRUN_ADDRESS" ]; then hack/containerd.sh start $(DEMO_DIR) >/dev/null; fi
+	@for s in $(SANDBOXES); do SBXRUN_ADDRESS=$${SBXRUN_ADDRESS:-$(DEMO_DIR)/containerd.sock} $(BIN) load -i bin/sandboxes/$$s.tar || exit 1; done
+
+sandbox-images-test: sandbox-images ## run the promised tools of the locally built sandboxes through sbxrun
+	SBXRUN=$(BIN) SBXRUN_ADDRESS=$${SBXRUN_ADDRESS:-$(DEMO_DIR)/containerd.sock} sandboxes/local/check.sh $(SANDBOXES)
+
+sandbox-pins: ## copy sandboxes/versions.env into the Dockerfiles' ARG defaults
+	sandboxes/pins.sh
 
 clean: ## remove build outputs
 	rm -rf bin

@@ -2,7 +2,7 @@
 # Installs what sbxrun's build, tests and demo need on Debian/Ubuntu: containerd, runc,
 # busybox-static (the local test image), and tools the tests use. Idempotent; needs root.
 set -euo pipefail
-pkgs=(containerd runc busybox-static ca-certificates rootlesskit uidmap util-linux docker-registry skopeo systemd gcc libc6-dev)
+pkgs=(containerd runc busybox-static ca-certificates rootlesskit uidmap util-linux docker-registry skopeo systemd gcc libc6-dev mmdebstrap shellcheck xvfb python3)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

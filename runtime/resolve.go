@@ -564,7 +564,11 @@ func sandboxHome(p *Profile) (string, error) {
 	}
 	name, _, _ := strings.Cut(user, ":")
 	switch {
-	case name == "" || name == "root" || name == "0":
+	case name == "":
+		// The image decides who runs and where home is: a placeholder that
+		// the run resolves once the image config is known (imageHome).
+		return homeMarker, nil
+	case name == "root" || name == "0":
 		return "/root", nil
 	case strings.Trim(name, "0123456789") == "":
 		return "", fmt.Errorf("%w of user %q for \"~\": set env HOME (-e HOME=/home/NAME) or use an absolute target", errUnknownHome, user)

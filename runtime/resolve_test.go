@@ -32,9 +32,11 @@ func TestBuiltinProfiles(t *testing.T) {
 	}
 	h := HostEnv{Home: home, Cwd: cwd}
 	workspace := oci.Mount{Type: "bind", Source: cwd, Destination: "/workspace"}
-	ssh := oci.Mount{Type: "bind", Source: filepath.Join(home, ".ssh"), Destination: "/root/.ssh", ReadOnly: true}
+	// No user and no HOME in the built-ins: the image's home, resolved at
+	// run time (applyImageHome).
+	ssh := oci.Mount{Type: "bind", Source: filepath.Join(home, ".ssh"), Destination: homeMarker + "/.ssh", ReadOnly: true}
 	cache := func(p string) oci.Mount {
-		return oci.Mount{Type: "bind", Source: filepath.Join(home, p), Destination: "/root/" + p}
+		return oci.Mount{Type: "bind", Source: filepath.Join(home, p), Destination: homeMarker + "/" + p}
 	}
 	baseEnv := []string{"NODE_ENV=development", "PYTHONPATH=/workspace"}
 	tests := []struct {
@@ -116,7 +118,7 @@ func TestSandboxExpansion(t *testing.T) {
 			[]oci.Mount{{Type: "bind", Source: "/s", Destination: "/opt/me/t"}}, ""},
 		{"tmpfs size in bytes", Profile{Mounts: []MountSpec{{Type: "tmpfs", Target: "/tmp", Options: []string{"size=64m", "noexec"}}}},
 			[]oci.Mount{{Type: "tmpfs", Destination: "/tmp", Options: []string{"size=67108864", "noexec"}}}, ""},
-		{"expanded targets that meet: the later wins", Profile{Mounts: []MountSpec{{Source: "/a", Target: "~/.ssh"}, {Source: "/b", Target: "/x"}, {Source: "/c", Target: "/root/.ssh/"}}},
+		{"expanded targets that meet: the later wins", Profile{User: pointerTo("root"), Mounts: []MountSpec{{Source: "/a", Target: "~/.ssh"}, {Source: "/b", Target: "/x"}, {Source: "/c", Target: "/root/.ssh/"}}},
 			[]oci.Mount{{Type: "bind", Source: "/c", Destination: "/root/.ssh"}, {Type: "bind", Source: "/b", Destination: "/x"}}, ""},
 		{"optional ~ target of a numeric user is skipped", Profile{User: pointerTo("1000"), Mounts: []MountSpec{{Source: "/s", Target: "~/t", Optional: true}, {Source: "/s", Target: "/t"}}},
 			[]oci.Mount{{Type: "bind", Source: "/s", Destination: "/t"}}, ""},

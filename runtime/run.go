@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -327,6 +328,7 @@ func generateName(target, profile string) string {
 // specOpts is the one place a run's spec options are put together, for both
 // run and spec, so `sbxrun spec` prints exactly what run uses.
 func (o *RunOptions) specOpts(p *prepared, img ocispec.ImageConfig) ([]ctrdoci.SpecOpts, error) {
+	applyImageHome(p.sb, img)
 	opts, err := oci.Build(p.sb, img)
 	if err != nil {
 		return nil, err
@@ -1045,4 +1047,36 @@ func firstClause(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// applyImageHome resolves "~" in mount targets and the workdir that the
+// profile left to the image (no user and no HOME set): the image's HOME,
+// else the home of the image's user (/root for root, /home/NAME for a
+// name), else /root.
+func applyImageHome(sb *oci.Sandbox, img ocispec.ImageConfig) {
+	home := ""
+	for _, kv := range img.Env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok && path.IsAbs(v) {
+			home = path.Clean(v)
+		}
+	}
+	if home == "" {
+		name, _, _ := strings.Cut(img.User, ":")
+		switch {
+		case name == "" || name == "root" || name == "0" || strings.Trim(name, "0123456789") == "":
+			home = "/root"
+		default:
+			home = "/home/" + name
+		}
+	}
+	swap := func(p string) string {
+		if rest, ok := strings.CutPrefix(p, homeMarker); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
+			return path.Join(home, rest)
+		}
+		return p
+	}
+	for i := range sb.Mounts {
+		sb.Mounts[i].Destination = swap(sb.Mounts[i].Destination)
+	}
+	sb.Workdir = swap(sb.Workdir)
 }

@@ -113,12 +113,14 @@ func (d *Definitions) Dockerfile(name string) string {
 // convertOpt is the buildkit conversion input for name's Dockerfile.
 func (d *Definitions) convertOpt(name string, dt []byte, depth int) dockerfile2llb.ConvertOpt {
 	platform := d.Platform
+	sm := llb.NewSourceMap(nil, d.Dockerfile(name), "Dockerfile", dt)
+	sm.Definition = &llb.Definition{} // the lint results copy it
 	return dockerfile2llb.ConvertOpt{
 		Config: dockerui.Config{
 			BuildArgs:       maps(d.Versions),
 			TargetPlatforms: []ocispec.Platform{platform},
 		},
-		SourceMap:      llb.NewSourceMap(nil, d.Dockerfile(name), "Dockerfile", dt),
+		SourceMap:      sm,
 		TargetPlatform: &platform,
 		MetaResolver:   &resolver{defs: d, depth: depth},
 	}
@@ -243,4 +245,53 @@ func Label(img *ocispec.Image, key string) (string, error) {
 		return "", fmt.Errorf("%s: %w", key, ErrNoLabel)
 	}
 	return v, nil
+}
+
+// Home is the HOME in img's environment, "" when it sets none.
+func Home(img *ocispec.Image) string {
+	for _, kv := range img.Config.Env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Caches are the cache directories of img's LabelCaches, "~" replaced by
+// its HOME.
+func Caches(img *ocispec.Image) ([]string, error) {
+	list := img.Config.Labels[LabelCaches]
+	if list == "" {
+		return nil, nil
+	}
+	home := Home(img)
+	var dirs []string
+	for _, c := range strings.Split(list, ",") {
+		rest, ok := strings.CutPrefix(c, "~/")
+		switch {
+		case ok && home == "":
+			return nil, fmt.Errorf("label %s: %q is under ~ but the image sets no HOME", LabelCaches, c)
+		case ok:
+			dirs = append(dirs, filepath.Join(home, rest))
+		case filepath.IsAbs(c):
+			dirs = append(dirs, filepath.Clean(c))
+		default:
+			return nil, fmt.Errorf("label %s: %q is neither absolute nor under ~", LabelCaches, c)
+		}
+	}
+	return dirs, nil
+}
+
+// OwnedDirs are the directories the sandbox user must own in img: its
+// workdir and its caches, so that a mount there leaves no root-owned parent.
+func OwnedDirs(img *ocispec.Image) ([]string, error) {
+	caches, err := Caches(img)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	if wd := img.Config.WorkingDir; wd != "" {
+		dirs = append(dirs, wd)
+	}
+	return append(dirs, caches...), nil
 }

@@ -23,7 +23,8 @@ ollama_client_command() {
 	return 1
 }
 
-if [[ ${SBXRUN_OLLAMA_AUTOSTART:-1} != 0 ]] && ollama_client_command "$@" && ! ollama list >/dev/null 2>&1; then
+if [[ ${SBXRUN_OLLAMA_AUTOSTART:-1} != 0 ]] && ollama_client_command "$@" && command -v ollama >/dev/null &&
+	! ollama list >/dev/null 2>&1; then
 	start_service ollama "${OLLAMA_LOG_DIR:-$HOME/.ollama/logs}/server.log" ollama serve
 	wait_for_service ollama "${OLLAMA_START_TIMEOUT:-30}" ollama list
 fi
