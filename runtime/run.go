@@ -1010,6 +1010,13 @@ func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *Resolved) error {
 	if !rootless() {
 		return nil
 	}
+	if sb.User == "" {
+		// The namespace's root is the invoking user: run as it unless told
+		// otherwise, so files written to the workspace are the user's (an
+		// image's uid 1000 would be a subordinate id that cannot write
+		// them).
+		sb.User = "0:0"
+	}
 	sb.BindSys = sb.Network == "" || sb.Network == "host"
 	support := rootlessLimits()
 	if support.ok {
