@@ -162,6 +162,12 @@ func Refresh(reg *oci.CDIRegistry, names []string, o RefreshOptions) (*oci.CDIRe
 		if root := s.Annotations[AnnotationDriverRoot]; root != "" && g.DriverRoot == "" {
 			g.DriverRoot = root
 		}
+		if g.HookPath == "" {
+			// Keep the hook binary the spec was set up with while it is
+			// still there: the sbxrun that happens to run now may be a
+			// temporary build.
+			g.HookPath = specHookPath(s.Spec.Spec)
+		}
 		fix := fmt.Sprintf("run `sudo sbxrun gpu setup --output %s`", s.Path)
 		if g.DriverRoot != "" && g.DriverRoot != "/" {
 			fix = fmt.Sprintf("run `sudo sbxrun gpu setup --driver-root %s --output %s`", g.DriverRoot, s.Path)
@@ -213,4 +219,23 @@ func CheckSpecFile(path string) []string {
 		return []string{err.Error()}
 	}
 	return Stale(s.Spec, loaded)
+}
+
+// specHookPath is the executable the spec's hooks run, when it still
+// exists as an executable file.
+func specHookPath(spec *cdispecs.Spec) string {
+	var hooks []*cdispecs.Hook
+	if spec == nil {
+		return ""
+	}
+	hooks = append(hooks, spec.ContainerEdits.Hooks...)
+	for _, d := range spec.Devices {
+		hooks = append(hooks, d.ContainerEdits.Hooks...)
+	}
+	for _, h := range hooks {
+		if fi, err := os.Stat(h.Path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return h.Path
+		}
+	}
+	return ""
 }

@@ -531,7 +531,43 @@ func checkHook(path, specPath string, trusted []uint32) error {
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return fmt.Errorf("hook %q of CDI spec %q is not an executable file: fix the spec", path, specPath)
 	}
-	return CheckTrustedFile("hook", path, fi, trusted)
+	if err := CheckTrustedFile("hook", path, fi, trusted); err != nil {
+		return err
+	}
+	// runc runs the hook as root, by path, later: no directory on the way
+	// may let someone else swap the binary in between.
+	paths := []string{path}
+	if r, err := filepath.EvalSymlinks(path); err == nil && r != path {
+		paths = append(paths, r)
+	}
+	for _, p := range paths {
+		if err := checkAncestors(p, trusted); err != nil {
+			return fmt.Errorf("hook %q of CDI spec %q: %w", path, specPath, err)
+		}
+	}
+	return nil
+}
+
+// checkAncestors checks every directory above path: owned by a trusted
+// user and not writable by group or others (a sticky directory such as /tmp
+// is fine: others cannot replace what they do not own there).
+func checkAncestors(path string, trusted []uint32) error {
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("cannot read the owner of %q", dir)
+		}
+		if !slices.Contains(trusted, st.Uid) || (fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0) {
+			return fmt.Errorf("it lies in %q, which others can change: install sbxrun in a root-owned directory (e.g. /usr/local/bin) and run `sbxrun gpu setup` again", dir)
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
 }
 
 // addBinDirsToPath appends to the process's PATH the directories of mounted

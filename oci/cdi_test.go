@@ -368,3 +368,31 @@ func TestLoadCDINonRegular(t *testing.T) {
 		t.Errorf("sticky world-writable directory: %v, want it refused", err)
 	}
 }
+
+// TestCheckAncestors: a hook binary in a directory others can write is
+// refused (they could swap it before runc runs it as root).
+func TestCheckAncestors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to own its directories: run it as root (CI does)")
+	}
+	dir := t.TempDir()
+	hook := filepath.Join(dir, "bin", "sbxrun")
+	if err := os.MkdirAll(filepath.Dir(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAncestors(hook, []uint32{0}); err != nil {
+		t.Fatalf("root-owned 0755 directories: %v", err)
+	}
+	if err := os.Chmod(filepath.Dir(hook), 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAncestors(hook, []uint32{0}); err == nil || !strings.Contains(err.Error(), "others can change") {
+		t.Errorf("group-writable directory: %v, want a refusal", err)
+	}
+	if err := os.Chmod(filepath.Dir(hook), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAncestors(hook, []uint32{0}); err != nil {
+		t.Errorf("sticky directory: %v, want it accepted", err)
+	}
+}
