@@ -389,7 +389,7 @@ func TestCheckAncestors(t *testing.T) {
 	if err := checkAncestors(hook, []uint32{0}); err == nil || !strings.Contains(err.Error(), "others can change") {
 		t.Errorf("group-writable directory: %v, want a refusal", err)
 	}
-	if err := os.Chmod(filepath.Dir(hook), 0o1777); err != nil {
+	if err := os.Chmod(filepath.Dir(hook), 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkAncestors(hook, []uint32{0}); err != nil {
