@@ -13,7 +13,8 @@ import (
 // ServiceEnvironment picks, from the generating process's environment,
 // what the unit must set for sbxrun to run the same sandbox: the variables
 // that change what a run does (SBXRUN_*, CONTAINERD_ADDRESS,
-// XDG_CONFIG_HOME, XDG_DATA_HOME), and HOME for a system unit, whose
+// XDG_CONFIG_HOME, XDG_DATA_HOME, the HTTP(S)_PROXY/NO_PROXY pull settings),
+// and HOME for a system unit, whose
 // processes get none ("~" in mounts and profiles needs it). Values that
 // look like credentials are returned apart, for an environment file.
 // SBXRUN_ROOTLESS* mark a process sbxrun re-executed itself as and are
@@ -25,6 +26,8 @@ func ServiceEnvironment(s Scope, environ []string) (env, secrets []string) {
 		case strings.HasPrefix(k, "SBXRUN_ROOTLESS"):
 			continue
 		case strings.HasPrefix(k, "SBXRUN_"), k == "CONTAINERD_ADDRESS", k == "XDG_CONFIG_HOME", k == "XDG_DATA_HOME":
+		case isProxyVar(k):
+			// A unit that pulls at boot behind a proxy needs it too.
 		case k == "HOME" && s == System:
 		default:
 			continue
@@ -36,6 +39,16 @@ func ServiceEnvironment(s Scope, environ []string) (env, secrets []string) {
 		}
 	}
 	return env, secrets
+}
+
+// isProxyVar reports whether k is one of the proxy variables Go's HTTP
+// client (and so sbxrun's pulls) reads.
+func isProxyVar(k string) bool {
+	switch strings.ToUpper(k) {
+	case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY":
+		return true
+	}
+	return false
 }
 
 // UnitDir is where Install puts units of scope: /etc/systemd/system, or the

@@ -75,16 +75,19 @@ func TestWriteEnvFile(t *testing.T) {
 func TestServiceEnvironment(t *testing.T) {
 	environ := []string{"HOME=/root", "PATH=/usr/bin", "SBXRUN_ADDRESS=/run/c.sock", "SBXRUN_CDI_SPEC_DIRS=/etc/cdi",
 		"CONTAINERD_ADDRESS=/run/d.sock", "XDG_CONFIG_HOME=/cfg", "XDG_DATA_HOME=/data", "XDG_RUNTIME_DIR=/run/user/0",
-		"SBXRUN_ROOTLESS=1", "SBXRUN_ROOTLESS_UID=1000", "SBXRUN_REGISTRY_TOKEN=t0k", "NOTIFY_SOCKET=/x", "HF_TOKEN=hf_x"}
+		"SBXRUN_ROOTLESS=1", "SBXRUN_ROOTLESS_UID=1000", "SBXRUN_REGISTRY_TOKEN=t0k", "NOTIFY_SOCKET=/x", "HF_TOKEN=hf_x",
+		"HTTPS_PROXY=http://proxy:3128", "no_proxy=localhost", "HTTP_PROXY=http://u:secret@proxy:3128"}
 	tests := []struct {
 		scope        Scope
 		env, secrets []string
 	}{
 		{System, []string{"HOME=/root", "SBXRUN_ADDRESS=/run/c.sock", "SBXRUN_CDI_SPEC_DIRS=/etc/cdi", "CONTAINERD_ADDRESS=/run/d.sock",
-			"XDG_CONFIG_HOME=/cfg", "XDG_DATA_HOME=/data"}, []string{"SBXRUN_REGISTRY_TOKEN=t0k"}},
+			"XDG_CONFIG_HOME=/cfg", "XDG_DATA_HOME=/data", "HTTPS_PROXY=http://proxy:3128", "no_proxy=localhost"},
+			[]string{"SBXRUN_REGISTRY_TOKEN=t0k", "HTTP_PROXY=http://u:secret@proxy:3128"}},
 		// The user manager sets HOME itself.
 		{User, []string{"SBXRUN_ADDRESS=/run/c.sock", "SBXRUN_CDI_SPEC_DIRS=/etc/cdi", "CONTAINERD_ADDRESS=/run/d.sock",
-			"XDG_CONFIG_HOME=/cfg", "XDG_DATA_HOME=/data"}, []string{"SBXRUN_REGISTRY_TOKEN=t0k"}},
+			"XDG_CONFIG_HOME=/cfg", "XDG_DATA_HOME=/data", "HTTPS_PROXY=http://proxy:3128", "no_proxy=localhost"},
+			[]string{"SBXRUN_REGISTRY_TOKEN=t0k", "HTTP_PROXY=http://u:secret@proxy:3128"}},
 	}
 	for _, tt := range tests {
 		env, secrets := ServiceEnvironment(tt.scope, environ)
