@@ -111,7 +111,9 @@ func (o *RegistryOptions) insecure(host string) bool {
 		if h == host {
 			return true
 		}
-		if name, _, err := net.SplitHostPort(host); err == nil && h == name {
+		// A bare host names the registry on its default port only, as
+		// Docker's --insecure-registry does.
+		if name, port, err := net.SplitHostPort(host); err == nil && h == name && port == "443" {
 			return true
 		}
 	}

@@ -158,6 +158,7 @@ func TestInsecure(t *testing.T) {
 		{"reg.example.com", false},
 		{"other.example.com", true},
 		{"bare.example.com:443", true},
+		{"bare.example.com:5000", false},
 		{"docker.io", false},
 	}
 	for _, tt := range tests {
