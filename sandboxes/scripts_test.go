@@ -157,7 +157,8 @@ func TestEntrypointStartsOllama(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			// Not parallel: these subtests write executables and run them; a sibling
+			// forking while one is open for writing makes exec fail with ETXTBSY.
 			env, state := scriptEnv(t, "model-dev/entrypoint.d/ollama.sh")
 			env = append(env, tt.env...)
 			if tt.serverUp {
@@ -293,7 +294,7 @@ func TestModelDevTools(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			// Not parallel: see TestEntrypointStartsOllama (ETXTBSY).
 			env, state := scriptEnv(t)
 			bin := filepath.Join(filepath.Dir(state), "bin")
 			if err := os.WriteFile(filepath.Join(bin, "python3"), []byte(fakePython), 0o755); err != nil {
