@@ -4,7 +4,10 @@ GO ?= go
 BIN := bin/sbxrun
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-DEMO_DIR ?= $(CURDIR)/.sbxrun-dev
+# The private containerd of `make demo` lives outside the checkout: the demo
+# mounts the checkout at /workspace, and sbxrun refuses to mount a directory
+# holding the socket of the daemon it runs on.
+DEMO_DIR ?= /var/lib/sbxrun-demo
 # GPU spec generation (go-nvml) needs cgo; go-nvml's headers use deprecated
 # declarations, which would warn on every build.
 export CGO_ENABLED := 1
@@ -40,7 +43,7 @@ image: ## build the small local sandbox image (busybox) as bin/sandbox-base.tar
 	@mkdir -p bin
 	$(GO) run ./hack/mkimage -o bin/sandbox-base.tar -ref ghcr.io/sbxrun/base:latest
 
-demo: deps build image ## start a private containerd under .sbxrun-dev, load the local image, run a sandbox
+demo: deps build image ## start a private containerd under $(DEMO_DIR), load the local image, run a sandbox
 	hack/containerd.sh start $(DEMO_DIR) >/dev/null
 	SBXRUN_ADDRESS=$(DEMO_DIR)/containerd.sock $(BIN) load -i bin/sandbox-base.tar
 	SBXRUN_ADDRESS=$(DEMO_DIR)/containerd.sock $(BIN) base --pull never -- sh -c 'echo "hello from $$(hostname) in $$(pwd) as $$(id -un)"; ls /workspace | head -5'
@@ -69,7 +72,7 @@ gpu-check: gpu-pack ## on a GPU host (root): sbxrun gpu setup, model-dev -- nvid
 	hack/gpu-check.sh dist/gpu-check.tar.xz
 
 SANDBOXES ?= base test
-sandbox-images: deps build ## build the base and test sandboxes from Debian packages (no Docker) and load them into .sbxrun-dev's containerd (SANDBOXES="base test model-dev")
+sandbox-images: deps build ## build the base and test sandboxes from Debian packages (no Docker) and load them into the demo containerd (SANDBOXES="base test model-dev")
 	sandboxes/local/build.sh -o bin/sandboxes $(SANDBOXES)
 	@if [ -z "$$SBXRUN_ADDRESS" ]; then hack/containerd.sh start $(DEMO_DIR) >/dev/null; fi
 	@for s in $(SANDBOXES); do SBXRUN_ADDRESS=$${SBXRUN_ADDRESS:-$(DEMO_DIR)/containerd.sock} $(BIN) load -i bin/sandboxes/$$s.tar || exit 1; done
