@@ -192,17 +192,19 @@ func (o *RunOptions) validate() (*prepared, error) {
 	default:
 		return nil, fmt.Errorf("invalid pull policy %q: use missing, always or never", p.pull)
 	}
-	// Bad input creates nothing: validate everything except the existence
-	// of the caches still to be created, then create them, then validate
-	// for real; warnings wait until the run is known to go ahead.
-	if err := withoutMounts(sb, create).Validate(); err != nil {
-		return nil, err
-	}
-	if err := createDirs(create); err != nil {
-		return nil, err
-	}
 	if err := o.hostFiles(sb); err != nil {
 		return nil, err
+	}
+	// Bad input creates nothing: with caches still to create, validate
+	// everything but their existence first, then create them; warnings wait
+	// until the run is known to go ahead.
+	if len(create) > 0 {
+		if err := withoutMounts(sb, create).Validate(); err != nil {
+			return nil, err
+		}
+		if err := createDirs(create); err != nil {
+			return nil, err
+		}
 	}
 	if err := sb.Validate(); err != nil {
 		return nil, err
@@ -219,9 +221,6 @@ func (o *RunOptions) notef(format string, a ...any) {
 // withoutMounts is a copy of sb without the mounts whose source is one of
 // sources.
 func withoutMounts(sb *oci.Sandbox, sources []string) *oci.Sandbox {
-	if len(sources) == 0 {
-		return sb
-	}
 	c := *sb
 	c.Mounts = nil
 	for _, m := range sb.Mounts {
