@@ -154,6 +154,12 @@ ok "gpu status" "gpu status"
 run_sb "setup --if-stale" gpu setup --if-stale
 [[ $rc -eq 0 && $out == *"up to date"* ]]
 ok "setup --if-stale finds the spec fresh" "setup --if-stale"
+if [[ -d /usr/local/nvidia ]]; then
+	# This host keeps the driver under /usr/local/nvidia (GPU.md): what does
+	# --driver-root make of it? Recorded, not judged: / is the path that works.
+	run_sb "driver-root" gpu setup --driver-root /usr/local/nvidia --output "$W/driver-root.yaml"
+	echo "  (info) --driver-root /usr/local/nvidia: exit $rc, $(grep -c 'hostPath:' "$W/driver-root.yaml" 2>/dev/null || echo 0) host paths"
+fi
 if "$SBXRUN" nvidia-cdi-hook noop && (exec -a nvidia-cdi-hook "$SBXRUN" noop); then
 	pass "sbxrun serves nvidia-cdi-hook (subcommand and argv[0])"
 else
@@ -187,6 +193,19 @@ gpu_check "--gpus device=0" 1 run --pull never --gpus device=0 "$IMG" -- nvidia-
 [[ -n $uuid ]] && gpu_check "--gpus device=UUID" 1 run --pull never --gpus "device=$uuid" "$IMG" -- nvidia-smi -L
 gpu_check "--device nvidia.com/gpu=0" 1 run --pull never --device nvidia.com/gpu=0 "$IMG" -- nvidia-smi -L
 gpu_check "--gpus none" 0 run --pull never --gpus none "$IMG" -- sh -c 'nvidia-smi -L 2>/dev/null; true'
+
+# Required and unavailable: one line with the reason, exit 125, nothing made.
+run_sb "too many" run --pull never --gpus $((host_gpus + 1)) "$IMG" -- true
+[[ $rc -eq 125 && -n $err && $(wc -l <<<"$err") -eq 1 ]]
+ok "--gpus $((host_gpus + 1)) on a $host_gpus-GPU host: exit 125, one line" "--gpus $((host_gpus + 1)): exit $rc"
+run_sb "unknown device" run --pull never --gpus device=99 "$IMG" -- true
+[[ $rc -eq 125 && -n $err ]]
+ok "--gpus device=99: exit 125" "--gpus device=99: exit $rc"
+if [[ -f $W/driver-root.yaml ]]; then
+	mkdir -m 0755 "$W/dr" && cp "$W/driver-root.yaml" "$W/dr/nvidia.yaml"
+	run_sb "driver-root spec" --cdi-spec-dir "$W/dr" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+	echo "  (info) a run with the --driver-root /usr/local/nvidia spec: exit $rc"
+fi
 
 step "CUDA"
 run_sb "cuda-check" run --pull never --gpus all "$IMG" -- cuda-check
