@@ -56,27 +56,43 @@ func gpuSetup(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return failf("gpu setup takes no arguments (got %q): see `sbxrun gpu setup --help`", c.Args().First())
 	}
-	out := c.String("output")
-	if c.Bool("if-stale") {
-		reasons := gpu.CheckSpecFile(out)
-		if len(reasons) == 0 {
-			fmt.Printf("%s is up to date\n", out)
-			return nil
-		}
-		fmt.Printf("regenerating %s: %s\n", out, strings.Join(reasons, "; "))
-	}
-	o := gpu.Options{Output: out, DriverRoot: c.String("driver-root")}
+	o := gpu.Options{Output: c.String("output"), DriverRoot: c.String("driver-root")}
 	if c.Bool("debug") {
 		o.Log = os.Stderr
+	}
+	if c.Bool("if-stale") {
+		if !c.IsSet("output") {
+			o.Output = ""
+		}
+		results, err := gpu.SetupIfStale(gpu.IfStaleOptions{Generate: o, SpecDirs: runtime.ResolveCDISpecDirs(c.StringSlice("cdi-spec-dir"))})
+		for _, r := range results {
+			if len(r.Reasons) == 0 {
+				fmt.Printf("%s is up to date\n", r.Path)
+				continue
+			}
+			fmt.Printf("regenerating %s: %s\n", r.Path, strings.Join(r.Reasons, "; "))
+			if r.Setup != nil {
+				printSetup(r.Setup)
+			}
+		}
+		if err != nil {
+			return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
+		}
+		return nil
 	}
 	res, err := gpu.Setup(o)
 	if err != nil {
 		return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
 	}
+	printSetup(res)
+	return nil
+}
+
+// printSetup reports a spec gpu setup wrote.
+func printSetup(res *gpu.Result) {
 	fmt.Printf("wrote %s: %s devices %s; driver %s; hooks run %s as %s (%.0f ms)\n", res.Path, gpu.Kind,
 		strings.Join(res.Devices, ", "), res.DriverVersion, res.HookPath, hooks.Name, float64(res.Took.Microseconds())/1000)
 	if err := gpu.CheckHook(res.HookPath, oci.TrustedUIDs()); err != nil {
 		fmt.Fprintf(os.Stderr, "sbxrun: warning: GPU sandboxes will refuse this spec's hooks: %v\n", err)
 	}
-	return nil
 }
