@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/errdefs"
@@ -74,7 +75,10 @@ func WithRegistry(r RegistryOptions) EnsureOption {
 // Ensure returns the image ref, pulling it according to policy, unpacked for
 // the snapshotter ("" is containerd's default). Progress goes to out.
 // It reads the image config once and checks the unpacked snapshot with one
-// Stat, which keeps a run's start path short.
+// Stat, which keeps a run's start path short. When ctx carries a lease, the
+// unpacked snapshot is added to it before that check. An error that
+// errdefs.IsNotFound (and not ErrNotPresent) means something removed the
+// image while Ensure ran: calling it again fetches it anew.
 func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter string, out io.Writer, opts ...EnsureOption) (*Image, error) {
 	name, err := Normalize(ref)
 	if err != nil {
@@ -111,6 +115,15 @@ func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter stri
 		return nil, fmt.Errorf("reading the config of image %q: %w", name, err)
 	}
 	chain := identity.ChainID(config.RootFS.DiffIDs).String()
+	if id, ok := leases.FromContext(ctx); ok {
+		// The caller's lease holds the snapshot from before the check on,
+		// so a concurrent prune cannot remove it before the container
+		// that needs it exists.
+		res := leases.Resource{ID: chain, Type: "snapshots/" + snapshotter}
+		if err := c.LeasesService().AddResource(ctx, leases.Lease{ID: id}, res); err != nil {
+			return nil, fmt.Errorf("holding the snapshot of image %q: %w", name, err)
+		}
+	}
 	if _, err := c.SnapshotService(snapshotter).Stat(ctx, chain); err != nil {
 		if !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("checking the snapshot of image %q: %w", name, err)

@@ -450,10 +450,11 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}()
 	defer func() { <-gcDone }()
 
-	img, err := images.Ensure(ctx, c, p.image, p.pull, o.snapshotter(), o.Stderr)
+	img, lctx, release, err := ensureHeld(ctx, c, p.image, p.pull, o.snapshotter(), o)
 	if err != nil {
 		return fail(o.hintProfile(err, p))
 	}
+	defer release()
 	tr.mark("image")
 	opts, err := o.specOpts(p, img.Config.Config)
 	if err != nil {
@@ -469,7 +470,8 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if !o.Detach {
 		mark = newMarker(o.stateDir(), o.namespace(), p.sb.ID)
 	}
-	container, err := createContainer(ctx, c, o.stateDir(), p.sb.ID, img, opts, o.labels(p))
+	container, err := createContainer(lctx, c, o.stateDir(), p.sb.ID, img, opts, o.labels(p))
+	release()
 	tr.mark("create")
 	if err != nil {
 		mark.remove()
