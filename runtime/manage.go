@@ -302,16 +302,24 @@ func Logs(ctx context.Context, g *Global, name string, follow bool, w io.Writer)
 
 // ExecOptions describes a second process in a running sandbox.
 type ExecOptions struct {
-	Name        string
-	Args        []string
-	Env         []string
-	Workdir     string
-	User        string
+	// Name is the sandbox.
+	Name string
+	// Args is the command and its arguments.
+	Args []string
+	// Env adds KEY=VALUE entries to the sandbox's environment.
+	Env []string
+	// Workdir replaces the sandbox's working directory.
+	Workdir string
+	// User is UID[:GID] or NAME[:GROUP]; names come from the running
+	// sandbox's own /etc/passwd and /etc/group. Empty keeps the sandbox's.
+	User string
+	// Interactive attaches Stdin.
 	Interactive bool
-	TTY         bool
-	Stdin       io.Reader
-	Stdout      io.Writer
-	Stderr      io.Writer
+	// TTY runs the command on a terminal (sbxrun's own).
+	TTY    bool
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Exec runs a command inside a running sandbox and returns its exit status
@@ -367,16 +375,19 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 		pspec.Cwd = o.Workdir
 	}
 	if o.User != "" {
-		uid, gid, err := numericUser(o.User)
-		if err != nil {
+		if err := execUser(ctx, task.Pid(), o.User, &pspec); err != nil {
+			if st, serr := task.Status(ctx); serr == nil && st.Status == client.Stopped {
+				err = fmt.Errorf("sandbox %q is not running: `sbxrun ps -a` shows its state", o.Name)
+			}
 			return fail(ExitFailed, err)
 		}
-		pspec.User.UID, pspec.User.GID = uid, gid
 	}
 	var (
 		ioc cio.Creator
 		cr  *closingReader
 		in  io.Reader
+		// runc reports some exec failures only after the start.
+		watch = newExecWatch()
 	)
 	if o.Interactive {
 		cr = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
@@ -390,9 +401,9 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 		if o.Interactive {
 			in = con
 		}
-		ioc = cio.NewCreator(cio.WithStreams(in, con, nil), cio.WithTerminal)
+		ioc = cio.NewCreator(cio.WithStreams(in, watch.stderr(con), nil), cio.WithTerminal)
 	} else {
-		ioc = cio.NewCreator(cio.WithStreams(in, o.Stdout, o.Stderr))
+		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(o.Stdout), watch.stderr(o.Stderr)))
 	}
 	proc, err := task.Exec(ctx, "exec-"+randHex(6), &pspec, ioc)
 	if err != nil {
@@ -420,27 +431,13 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	st := <-ch
 	drainIO(proc)
 	code, _, _ := st.Result()
+	if err := watch.finish(code, func() string { return o.Args[0] }); err != nil {
+		return err
+	}
 	if code != 0 {
 		return &ExitError{Code: int(code)}
 	}
 	return nil
-}
-
-func numericUser(u string) (uint32, uint32, error) {
-	us, gs, hasGroup := strings.Cut(u, ":")
-	uid, err := strconv.ParseUint(us, 10, 32)
-	if err != nil {
-		return 0, 0, fmt.Errorf("invalid --user %q for exec: use UID[:GID]", u)
-	}
-	gid := uid
-	if hasGroup {
-		g, err := strconv.ParseUint(gs, 10, 32)
-		if err != nil {
-			return 0, 0, fmt.Errorf("invalid --user %q for exec: use UID[:GID]", u)
-		}
-		gid = g
-	}
-	return uint32(uid), uint32(gid), nil
 }
 
 // parseSignal accepts TERM, SIGTERM, term or 15.

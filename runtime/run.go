@@ -475,7 +475,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	tr.mark("create")
 	if err != nil {
 		mark.remove()
-		return fail(err)
+		return fail(runUserError(err, p.sb.User, img.Config.Config.User))
 	}
 	removeContainer := func() {
 		cctx, done := cleanupCtx()
@@ -489,6 +489,8 @@ func Run(ctx context.Context, o *RunOptions) error {
 		ioc   cio.Creator
 		stdin *closingReader
 		out   *pipeWatch
+		// runc reports some exec failures only after the start.
+		watch = newExecWatch()
 	)
 	switch {
 	case o.Detach:
@@ -509,7 +511,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		if o.Interactive {
 			in = con
 		}
-		ioc = cio.NewCreator(cio.WithStreams(in, con, nil), cio.WithTerminal)
+		ioc = cio.NewCreator(cio.WithStreams(in, watch.stderr(con), nil), cio.WithTerminal)
 	default:
 		var in io.Reader
 		if o.Interactive {
@@ -522,7 +524,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 			}
 		}
 		out = &pipeWatch{w: o.Stdout, onBreak: kill}
-		ioc = cio.NewCreator(cio.WithStreams(in, out, &pipeWatch{w: o.Stderr, onBreak: kill}))
+		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(out), watch.stderr(&pipeWatch{w: o.Stderr, onBreak: kill})))
 	}
 
 	task, err := container.NewTask(ctx, ioc)
@@ -582,6 +584,10 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		code = ExitFailed
 	}
+	execErr := watch.finish(code, func() string { return specArg0(context.WithoutCancel(ctx), container) })
+	if execErr != nil {
+		code = uint32(ExitCode(execErr))
+	}
 	if out != nil && out.broken.Load() {
 		code = 128 + uint32(syscall.SIGPIPE)
 	}
@@ -602,6 +608,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 		_, _ = container.SetLabels(runCtx, map[string]string{LabelExitCode: strconv.Itoa(int(code))})
 	}
 	tr.mark("cleanup")
+	if execErr != nil {
+		return execErr
+	}
 	if code != 0 {
 		return &ExitError{Code: int(code)}
 	}
@@ -767,7 +776,7 @@ func classifyStart(what string, err error) error {
 	case exec && (strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")):
 		return withCode(ExitNotFound, fmt.Errorf("command not found in the sandbox: %s", detail))
 	case exec && (strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory") || strings.Contains(msg, "exec format error")):
-		return withCode(ExitCannotExec, fmt.Errorf("cannot execute the command in the sandbox: %s", detail))
+		return cannotExecDetail(detail)
 	}
 	return withCode(ExitFailed, fmt.Errorf("%s: %w", what, err))
 }
