@@ -14,7 +14,13 @@ import (
 	"github.com/docker/cli/cli/config/types"
 )
 
-// dockerHubKey is where Docker keeps Docker Hub's credentials.
+// DockerHub is the registry login and logout use when none is named, as
+// docker login does.
+const DockerHub = "docker.io"
+
+// dockerHubKey is where Docker keeps Docker Hub's credentials in
+// config.json (docker/cli's registry.IndexServer); a pull from docker.io
+// asks for the credentials of registry-1.docker.io, which authKey maps here.
 const dockerHubKey = "https://index.docker.io/v1/"
 
 // authKey is the config.json key of a registry host.
@@ -57,7 +63,7 @@ func (o *RegistryOptions) credentials() (func(string) (string, string, error), e
 
 // LoginOptions are the inputs of Login.
 type LoginOptions struct {
-	// Registry is the registry host ("docker.io" for Docker Hub).
+	// Registry is the registry host; "" is Docker Hub (DockerHub).
 	Registry string
 	// Username and Password are checked against the registry, then stored.
 	Username, Password string
@@ -70,8 +76,13 @@ type LoginOptions struct {
 var ErrLoginFailed = errors.New("login failed")
 
 // NormalizeRegistry turns "https://host:port/" or "docker.io" into the
-// host form sbxrun and containerd use.
+// host form sbxrun and containerd use; "" and Docker Hub's other names
+// (index.docker.io, registry-1.docker.io, https://index.docker.io/v1/) are
+// DockerHub.
 func NormalizeRegistry(s string) (string, error) {
+	if s == "" {
+		return DockerHub, nil
+	}
 	h := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://"), "/")
 	h = strings.TrimSuffix(h, "/v1")
 	h = strings.TrimSuffix(h, "/v2")
@@ -79,7 +90,7 @@ func NormalizeRegistry(s string) (string, error) {
 		return "", fmt.Errorf("invalid registry %q: give its host, e.g. registry.example.com or localhost:5000", s)
 	}
 	if h == "index.docker.io" || h == "registry-1.docker.io" {
-		h = "docker.io"
+		h = DockerHub
 	}
 	return h, nil
 }
@@ -94,7 +105,7 @@ func Login(ctx context.Context, o LoginOptions) (string, error) {
 		return "", err
 	}
 	if o.Username == "" || o.Password == "" {
-		return "", errors.New("login needs a user name and a password: sbxrun login -u USER --password-stdin REGISTRY < file")
+		return "", errors.New("login needs a user name and a password: sbxrun login -u USER --password-stdin [REGISTRY] < file")
 	}
 	if err := o.verify(ctx, host); err != nil {
 		return "", err
@@ -175,6 +186,12 @@ func (o *LoginOptions) verify(ctx context.Context, host string) error {
 		}
 		resp, err = rh.Client.Do(req)
 		if err != nil {
+			switch {
+			case errors.Is(ctx.Err(), context.DeadlineExceeded) || ctx.Err() == nil && unreachable(err) && !certError(err):
+				return unreachableError(host, err)
+			case ctx.Err() != nil:
+				return fmt.Errorf("%w: logging in to %s was interrupted", ErrLoginFailed, host)
+			}
 			p := &puller{name: host + "/x", obs: &observer{}}
 			if e := p.explain(ctx, err); !strings.HasPrefix(e.Error(), "pulling ") {
 				return fmt.Errorf("%w: %v", ErrLoginFailed, e)
@@ -199,7 +216,24 @@ func (o *LoginOptions) verify(ctx context.Context, host string) error {
 	return nil
 }
 
+// unreachableError is the one line for a registry login could not reach
+// (refused, unknown name, timed out after the retries of retryTransport).
+func unreachableError(host string, err error) error {
+	cause := rootCause(err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		cause = "no answer in time"
+	}
+	if host == DockerHub {
+		return fmt.Errorf("%w: Docker Hub (docker.io, used when no registry is named) is unreachable (%s): check the network and proxy (HTTPS_PROXY), or name your registry: sbxrun login -u USER --password-stdin REGISTRY", ErrLoginFailed, cause)
+	}
+	return fmt.Errorf("%w: registry %s is unreachable (%s): check the address, the network and proxy (HTTPS_PROXY), and that the registry is up", ErrLoginFailed, host, cause)
+}
+
 func loginError(host string, err error) error {
+	if unreachable(err) && !certError(err) {
+		// The token service, which may be another host, did not answer.
+		return unreachableError(host, err)
+	}
 	if errors.Is(err, docker.ErrInvalidAuthorization) || strings.Contains(err.Error(), "401") {
 		return fmt.Errorf("%w: registry %s rejected the credentials: check the user name and password", ErrLoginFailed, host)
 	}

@@ -387,9 +387,6 @@ func (p *puller) explain(ctx context.Context, err error) error {
 	if status == 0 {
 		status = p.obs.lastStatus(endpointHost(err))
 	}
-	var uerr x509.UnknownAuthorityError
-	var herr x509.HostnameError
-	var cerr x509.CertificateInvalidError
 	msg := err.Error()
 	switch {
 	case errdefs.IsNotFound(err) && strings.Contains(msg, "failed to resolve reference"):
@@ -398,8 +395,16 @@ func (p *puller) explain(ctx context.Context, err error) error {
 		return fmt.Errorf("registry %s refused access to %q (401 Unauthorized): log in with `sbxrun login %s` (or check the credentials in ~/.docker/config.json)", host, p.name, host)
 	case status == 403:
 		return fmt.Errorf("registry %s denied access to %q (403 Forbidden): the account has no pull permission for it; log in as one that has with `sbxrun login %s`", host, p.name, host)
-	case errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) || strings.Contains(msg, "x509:") || strings.Contains(msg, "tls: failed to verify"):
+	case certError(err) && otherEndpoint(host, err) != "":
+		// A mirror or server of hosts.toml, which --insecure-registry
+		// HOST does not cover.
+		ep := otherEndpoint(host, err)
+		return fmt.Errorf("cannot verify the TLS certificate of %s, an endpoint hosts.toml gives registry %s (%v): add its CA as `ca = \"/path/ca.crt\"` to that endpoint in the hosts.toml, or pass --insecure-registry %s", ep, host, rootCause(err), ep)
+	case certError(err):
 		return fmt.Errorf("cannot verify the TLS certificate of registry %s (%v): add its CA as `ca = \"/path/ca.crt\"` to %s/hosts.toml, or pass --insecure-registry %s", host, rootCause(err), hostsDirHint(host), host)
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client") && otherEndpoint(host, err) != "":
+		ep := otherEndpoint(host, err)
+		return fmt.Errorf("%s, an endpoint hosts.toml gives registry %s, speaks plain HTTP: write it as http://%s in the hosts.toml, or pass --insecure-registry %s", ep, host, ep, ep)
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("registry %s speaks plain HTTP: allow it with --insecure-registry %s or `server = \"http://%s\"` in %s/hosts.toml", host, host, host, hostsDirHint(host))
 	case unreachable(err):
@@ -445,6 +450,16 @@ func (p *puller) discardCorrupt(ctx context.Context, err error) error {
 	return err
 }
 
+// certError reports whether err is a failed TLS certificate verification.
+func certError(err error) bool {
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	var cerr x509.CertificateInvalidError
+	msg := err.Error()
+	return errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) ||
+		strings.Contains(msg, "x509:") || strings.Contains(msg, "tls: failed to verify")
+}
+
 // unreachable reports whether err means the registry could not be reached.
 func unreachable(err error) bool {
 	var ne net.Error
@@ -488,6 +503,20 @@ func endpointHost(err error) string {
 		}
 	}
 	return ""
+}
+
+// otherEndpoint is the host err names when it is not registry host itself
+// (nor Docker Hub's registry-1.docker.io for docker.io): a mirror or the
+// server of its hosts.toml. "" otherwise.
+func otherEndpoint(host string, err error) string {
+	ep := endpointHost(err)
+	if ep == "" || ep == host || authKey(ep) == authKey(host) {
+		return ""
+	}
+	if name, port, serr := net.SplitHostPort(ep); serr == nil && port == "443" && name == host {
+		return ""
+	}
+	return ep
 }
 
 // registryHost is the registry part of a normalized reference.

@@ -35,7 +35,9 @@ type RegistryOptions struct {
 	HostsDirs []string
 	// Insecure lists registries (host or host:port) reached over HTTPS
 	// without certificate verification, falling back to plain HTTP.
-	// localhost and loopback addresses need no entry.
+	// An entry covers the endpoints at that host only: the mirrors a
+	// hosts.toml gives it keep their own TLS settings. localhost and
+	// loopback addresses need no entry.
 	Insecure []string
 	// DockerConfig is the directory of config.json; "" is $DOCKER_CONFIG,
 	// else ~/.docker.
@@ -123,6 +125,16 @@ func (o *RegistryOptions) insecure(host string) bool {
 // registryHosts configures the endpoints of a registry from hosts.toml, the
 // insecure list and credentials; every HTTP client retries and times out as
 // described above and reports to obs.
+//
+// --insecure-registry HOST (Docker's meaning: HTTPS without verification
+// first, plain HTTP when the registry does not speak TLS) applies to the
+// endpoints at HOST: the registry itself (hosts.toml's server, else HOST)
+// when HOST is the one pulled from, and a mirror only when the mirror's own
+// host is listed. Every other mirror keeps exactly its hosts.toml TLS
+// settings (skip_verify, ca, client). containerd's DefaultTLS and
+// DefaultScheme would apply to every endpoint of the hosts.toml, so the
+// endpoints are configured twice, without and with them, and each is taken
+// from the configuration it is due.
 func (o *RegistryOptions) registryHosts(ctx context.Context, creds func(string) (string, string, error), obs *observer) docker.RegistryHosts {
 	return func(host string) ([]docker.RegistryHost, error) {
 		ho := config.HostOptions{
@@ -133,15 +145,33 @@ func (o *RegistryOptions) registryHosts(ctx context.Context, creds func(string) 
 				return nil
 			},
 		}
-		if o.insecure(host) {
-			// Docker's --insecure-registry: HTTPS without verification
-			// first, plain HTTP when the registry does not speak TLS.
-			ho.DefaultTLS = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by --insecure-registry
-			ho.DefaultScheme = "http"
-		}
 		hosts, err := config.ConfigureHosts(ctx, ho)(host)
 		if err != nil {
 			return nil, fmt.Errorf("configuring registry %q from its hosts.toml: %w", host, err)
+		}
+		insecure := make([]bool, len(hosts))
+		anyInsecure := false
+		for i, h := range hosts {
+			// The last endpoint is the registry itself; the others are mirrors.
+			insecure[i] = o.insecure(h.Host) || (i == len(hosts)-1 && o.insecure(host))
+			anyInsecure = anyInsecure || insecure[i]
+		}
+		if !anyInsecure {
+			return hosts, nil
+		}
+		ho.DefaultTLS = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by --insecure-registry
+		ho.DefaultScheme = "http"
+		loose, err := config.ConfigureHosts(ctx, ho)(host)
+		if err != nil {
+			return nil, fmt.Errorf("configuring registry %q from its hosts.toml: %w", host, err)
+		}
+		if len(loose) != len(hosts) {
+			return nil, fmt.Errorf("configuring registry %q: its hosts.toml changed while it was read; try again", host)
+		}
+		for i := range hosts {
+			if insecure[i] && loose[i].Host == hosts[i].Host {
+				hosts[i] = loose[i]
+			}
 		}
 		return hosts, nil
 	}

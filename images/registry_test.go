@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,7 +175,10 @@ func TestNormalizeRegistry(t *testing.T) {
 		{in: "https://registry.example.com/", want: "registry.example.com"},
 		{in: "https://index.docker.io/v1/", want: "docker.io"},
 		{in: "docker.io", want: "docker.io"},
-		{in: "", wantErr: "invalid registry"},
+		{in: "", want: "docker.io"},
+		{in: "index.docker.io", want: "docker.io"},
+		{in: "registry-1.docker.io", want: "docker.io"},
+		{in: "https://", wantErr: "invalid registry"},
 		{in: "registry.example.com/repo", wantErr: "invalid registry"},
 	}
 	for _, tt := range tests {
@@ -405,6 +409,9 @@ func TestExplain(t *testing.T) {
 		{"401", context.Background(), fmt.Errorf("failed to resolve: %w", remoteerrors.ErrUnexpectedStatus{StatusCode: 401, Status: "401 Unauthorized"}), []string{"401 Unauthorized", "sbxrun login r.example.com"}},
 		{"403", context.Background(), fmt.Errorf("failed to resolve: %w", remoteerrors.ErrUnexpectedStatus{StatusCode: 403, Status: "403 Forbidden"}), []string{"403 Forbidden", "pull permission"}},
 		{"tls", context.Background(), fmt.Errorf("get: %w", x509.UnknownAuthorityError{}), []string{"TLS certificate", "/etc/containerd/certs.d/r.example.com/hosts.toml", "--insecure-registry r.example.com"}},
+		{"tls-at-registry", context.Background(), fmt.Errorf("resolve: %w", &url.Error{Op: "Get", URL: "https://r.example.com/v2/", Err: x509.UnknownAuthorityError{}}), []string{"--insecure-registry r.example.com"}},
+		{"tls-at-mirror", context.Background(), fmt.Errorf("resolve: %w", &url.Error{Op: "Get", URL: "https://mirror.example.com:5000/v2/team/app/manifests/1", Err: x509.UnknownAuthorityError{}}), []string{"TLS certificate of mirror.example.com:5000", "registry r.example.com", "ca = ", "--insecure-registry mirror.example.com:5000"}},
+		{"http-at-mirror", context.Background(), fmt.Errorf("resolve: %w", &url.Error{Op: "Get", URL: "https://mirror.example.com:5000/v2/", Err: errors.New("http: server gave HTTP response to HTTPS client")}), []string{"mirror.example.com:5000", "plain HTTP", "http://mirror.example.com:5000", "--insecure-registry mirror.example.com:5000"}},
 		{"refused", context.Background(), fmt.Errorf("dial: %w", syscall.ECONNREFUSED), []string{"unreachable", "sbxrun load -i FILE"}},
 		{"interrupted", cancelled, context.Canceled, []string{"interrupted", "resume"}},
 		{"corrupt", context.Background(), fmt.Errorf("copy: %w", &corruptError{desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromString("x")}, got: digest.FromString("y")}), []string{"is corrupt", "no image was created"}},

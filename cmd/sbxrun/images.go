@@ -16,7 +16,7 @@ import (
 // registryFlags say how to reach registries.
 var registryFlags = []cli.Flag{
 	&cli.StringSliceFlag{Name: "hosts-dir", Usage: "directory of HOST/hosts.toml files, searched before ~/.config/containerd/certs.d and /etc/containerd/certs.d (repeatable)"},
-	&cli.StringSliceFlag{Name: "insecure-registry", Usage: "registry HOST[:PORT] reached without TLS verification, or plain HTTP (repeatable; localhost needs none)"},
+	&cli.StringSliceFlag{Name: "insecure-registry", Usage: "registry HOST[:PORT] reached without TLS verification, or plain HTTP (repeatable; localhost needs none; the mirrors its hosts.toml names keep their own TLS settings)"},
 }
 
 func registryOptions(c *cli.Context) images.RegistryOptions {
@@ -129,18 +129,18 @@ func pruneCommand() *cli.Command {
 
 func loginCommand() *cli.Command {
 	return &cli.Command{
-		Name: "login", Usage: "store credentials for a registry in ~/.docker/config.json (or its credential helper)", ArgsUsage: "REGISTRY", OnUsageError: usageError,
+		Name: "login", Usage: "store credentials for a registry (default Docker Hub) in ~/.docker/config.json (or its credential helper)", ArgsUsage: "[REGISTRY]", OnUsageError: usageError,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "user name"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from stdin"},
 		}, registryFlags...),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return failf("login needs one registry: `sbxrun login -u USER --password-stdin REGISTRY < file`")
+			if c.NArg() > 1 {
+				return failf("login takes one registry, got %d: `sbxrun login -u USER --password-stdin [REGISTRY] < file` (none is Docker Hub)", c.NArg())
 			}
 			g := global(c)
 			return runtime.Login(c.Context, &g, runtime.LoginOptions{
-				Registry: c.Args().First(), Username: c.String("username"), PasswordStdin: c.Bool("password-stdin"),
+				Registry: registryArg(c), Username: c.String("username"), PasswordStdin: c.Bool("password-stdin"),
 				RegistryOptions: registryOptions(c),
 			})
 		},
@@ -149,12 +149,21 @@ func loginCommand() *cli.Command {
 
 func logoutCommand() *cli.Command {
 	return &cli.Command{
-		Name: "logout", Usage: "remove the stored credentials of a registry", ArgsUsage: "REGISTRY", OnUsageError: usageError,
+		Name: "logout", Usage: "remove the stored credentials of a registry (default Docker Hub)", ArgsUsage: "[REGISTRY]", OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return failf("logout needs one registry: `sbxrun logout REGISTRY`")
+			if c.NArg() > 1 {
+				return failf("logout takes one registry, got %d: `sbxrun logout [REGISTRY]` (none is Docker Hub)", c.NArg())
 			}
-			return runtime.Logout(c.Args().First(), images.RegistryOptions{}, os.Stdout)
+			return runtime.Logout(registryArg(c), images.RegistryOptions{}, os.Stdout)
 		},
 	}
+}
+
+// registryArg is the registry login and logout act on: the argument, else
+// Docker Hub, as with docker login.
+func registryArg(c *cli.Context) string {
+	if c.NArg() == 0 {
+		return images.DockerHub
+	}
+	return c.Args().First()
 }
