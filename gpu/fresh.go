@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispecs "tags.cncf.io/container-device-interface/specs-go"
@@ -173,16 +174,21 @@ func Refresh(reg *oci.CDIRegistry, names []string, o RefreshOptions) (*oci.CDIRe
 			fix = fmt.Sprintf("run `sudo sbxrun gpu setup --driver-root %s --output %s`", g.DriverRoot, s.Path)
 		}
 		if ours && o.Rewrite {
-			if _, err := Setup(g); err != nil {
+			_, err := Setup(g)
+			if err == nil {
+				fresh, err := oci.LoadCDI(reg.Dirs(), reg.Trusted())
+				if err != nil {
+					return reg, notes, err
+				}
+				reg = fresh
+				notes = append(notes, fmt.Sprintf("regenerated the CDI spec %s: %s", s.Path, why))
+				continue
+			}
+			if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
 				return reg, notes, fmt.Errorf("CDI spec %q is stale (%s) and regenerating it failed: %w", s.Path, why, err)
 			}
-			fresh, err := oci.LoadCDI(reg.Dirs(), reg.Trusted())
-			if err != nil {
-				return reg, notes, err
-			}
-			reg = fresh
-			notes = append(notes, fmt.Sprintf("regenerated the CDI spec %s: %s", s.Path, why))
-			continue
+			// A read-only /etc, or a file root may not write: this run
+			// gets the spec in memory, as a user does.
 		}
 		raw, err := Generate(g)
 		if err != nil {

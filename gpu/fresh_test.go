@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	cdispecs "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/sbxrun/sbxrun/oci"
@@ -210,5 +211,48 @@ func TestRefreshFailureNamesTheFix(t *testing.T) {
 	want := "sudo sbxrun gpu setup --driver-root " + root + " --output " + filepath.Join(dir, "nvidia.yaml")
 	if err == nil || !strings.Contains(err.Error(), "is stale") || !strings.Contains(err.Error(), want) {
 		t.Errorf("regeneration failing: %v; want the command %q", err, want)
+	}
+}
+
+// TestRefreshReadOnlySpecFallsBackToMemory: root whose spec file lies on a
+// read-only file system (a read-only /etc, a mounted config) cannot rewrite
+// it; the run gets a fresh spec in memory instead of failing.
+func TestRefreshReadOnlySpecFallsBackToMemory(t *testing.T) {
+	requireRoot(t)
+	const newVersion = "580.159.04"
+	root := fakeDriverRoot(t, mockVersion)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "nvidia.yaml")
+	raw, err := Generate(Options{NVML: dgx(mockVersion), DriverRoot: root, HookPath: hookBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSpec(out, raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind-mounting %s: %v", dir, err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("making %s read-only: %v", dir, err)
+	}
+	upgrade(t, root, mockVersion, newVersion)
+	fakeProcVersion(t, procLine(newVersion))
+	reg, err := oci.LoadCDI([]string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"nvidia.com/gpu=0"}
+	reg, notes, err := Refresh(reg, names, RefreshOptions{Rewrite: true,
+		Generate: Options{NVML: dgx(newVersion), DriverRoot: root, HookPath: hookBinary(t)}})
+	if err != nil {
+		t.Fatalf("Refresh on a read-only file system: %v", err)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "generated in memory") {
+		t.Errorf("notes %q, want one saying the spec is generated in memory", notes)
+	}
+	if s := reg.SpecFor(names[0]); s == nil || !s.InMemory || SpecDriverVersion(s.Spec.Spec) != newVersion {
+		t.Errorf("spec after refresh: %+v, want an in-memory one for %s", s, newVersion)
 	}
 }

@@ -292,6 +292,14 @@ func probe(lib nvml.Interface, driverRoot string) (string, int, error) {
 		if ret == nvml.ERROR_LIBRARY_NOT_FOUND {
 			return "", 0, noDriver(driverRoot)
 		}
+		if ret == nvml.ERROR_LIB_RM_VERSION_MISMATCH {
+			// The usual state between a driver upgrade and a reboot.
+			loaded, _ := LoadedDriverVersion()
+			if loaded == "" {
+				loaded = "another version"
+			}
+			return "", 0, fmt.Errorf("the loaded NVIDIA kernel module (%s) does not match the installed driver libraries (NVML: %v), as after a driver upgrade without a reboot: reboot (or reload the nvidia kernel modules), then run `sudo sbxrun gpu setup`", loaded, ret)
+		}
 		return "", 0, fmt.Errorf("the NVIDIA driver does not answer (NVML: %v): check that its kernel module is loaded (nvidia-smi)", ret)
 	}
 	defer lib.Shutdown()
@@ -388,7 +396,7 @@ func writeSpec(path string, raw *cdispecs.Spec) error {
 // writeError names the file and the fix.
 func writeError(path string, err error) error {
 	if errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("writing the CDI spec %q: permission denied: run it as root (sudo sbxrun gpu setup) or write elsewhere with --output", path)
+		return fmt.Errorf("writing the CDI spec %q: %w: run it as root (sudo sbxrun gpu setup) or write elsewhere with --output", path, os.ErrPermission)
 	}
 	return fmt.Errorf("writing the CDI spec %q: %w", path, err)
 }

@@ -213,6 +213,9 @@ func TestGenerateFailures(t *testing.T) {
 		{"driver not loaded", func() nvml.Interface {
 			return &mocknvml.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_DRIVER_NOT_LOADED }}
 		}, "kernel module is loaded"},
+		{"driver upgraded, not rebooted", func() nvml.Interface {
+			return &mocknvml.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIB_RM_VERSION_MISMATCH }}
+		}, "does not match the installed driver libraries"},
 		{"no GPU", func() nvml.Interface {
 			s := dgx(mockVersion)
 			s.DeviceGetCountFunc = func() (int, nvml.Return) { return 0, nvml.SUCCESS }

@@ -79,6 +79,9 @@ func ParseRequest(s string) (Request, error) {
 		switch {
 		case mode == "capabilities":
 			continue
+		case mode != "device":
+			// A bare value continues only a device or capabilities list.
+			return bad(fmt.Sprintf("%q follows %s=, which takes one value: name devices with device=%s", f, mode, f))
 		case f == "":
 			return bad("empty device")
 		case mode == "device" && gpuIndex.MatchString(f) && !strings.Contains(v, ",") && !strings.Contains(v, "="):

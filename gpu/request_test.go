@@ -37,6 +37,8 @@ func TestParseRequest(t *testing.T) {
 		{in: "0,,2", err: "empty device"},
 		{in: "capabilities=compute", err: "nothing asked for"},
 		{in: "gpu 0", err: "is not a GPU index"},
+		{in: "driver=nvidia,2", err: `"2" follows driver=`},
+		{in: "count=1,0", err: `"0" follows count=`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

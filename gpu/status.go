@@ -2,10 +2,8 @@ package gpu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -59,31 +57,30 @@ func ListDevices(lib nvml.Interface, driverRoot string) (string, []Device, error
 	return version, devs, nil
 }
 
-// CheckHook checks the binary a spec's hooks run: an absolute path to an
-// executable owned by a trusted user and not writable by others, that
-// answers the no-op hook (`nvidia-cdi-hook noop`) within five seconds, in
-// the explicit hook environment.
+// CheckHook checks the binary a spec's hooks run with the very checks a
+// run makes (oci.CheckHookPath: an absolute path to an executable owned by
+// a trusted user, not writable by others, in directories nobody else can
+// change) and, only when they pass, that it answers the no-op hook
+// (`nvidia-cdi-hook noop`) within five seconds, in the explicit hook
+// environment.
 func CheckHook(path string, trusted []uint32) error {
-	if !strings.HasPrefix(path, "/") {
-		return fmt.Errorf("hook %q is not an absolute path", path)
-	}
-	fi, err := os.Stat(path)
+	return CheckSpecHook(path, "", trusted)
+}
+
+// CheckSpecHook is CheckHook for a hook of the CDI spec at specPath, which
+// its errors name as a run's do.
+func CheckSpecHook(path, specPath string, trusted []uint32) error {
+	resolved, err := oci.CheckHookPath(path, specPath, trusted)
 	if err != nil {
-		return fmt.Errorf("hook %q: %w", path, errors.Unwrap(err))
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("hook %q is not an executable file", path)
-	}
-	if err := oci.CheckTrustedFile("hook", path, fi, trusted); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "noop")
+	cmd := exec.CommandContext(ctx, resolved, "noop")
 	cmd.Args[0] = hooks.Name
 	cmd.Env = hooks.Env(nil)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("hook %q does not run (`%s noop`: %v): %s", path, hooks.Name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("hook %q does not run (`%s noop`: %v): %s: run `sudo sbxrun gpu setup` to point the spec at this sbxrun", path, hooks.Name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -139,6 +136,7 @@ func Status(w io.Writer, o StatusOptions) error {
 	}
 	fmt.Fprintf(w, "CDI specs: %s\n", strings.Join(o.SpecDirs, ", "))
 	var hookPaths []string
+	hookSpec := map[string]string{} // the first spec that names each hook
 	nvidia := 0
 	for _, s := range reg.Specs() {
 		kind := s.GetVendor() + "/" + s.GetClass()
@@ -152,7 +150,7 @@ func Status(w io.Writer, o StatusOptions) error {
 			line += "  driver " + v
 			if reasons := Stale(s.Spec.Spec, loaded); len(reasons) > 0 {
 				line += "  STALE: " + strings.Join(reasons, "; ")
-				problem("CDI spec %q is stale (%s): run `sudo sbxrun gpu setup --output %s`", s.Path, strings.Join(reasons, "; "), s.Path)
+				problem("CDI spec %q is stale (%s): %s", s.Path, strings.Join(reasons, "; "), setupCommand(s.Path, o.DriverRoot, s.Annotations[AnnotationDriverRoot]))
 			} else {
 				line += "  fresh"
 			}
@@ -160,6 +158,7 @@ func Status(w io.Writer, o StatusOptions) error {
 				for _, h := range e.Hooks {
 					if !slices.Contains(hookPaths, h.Path) {
 						hookPaths = append(hookPaths, h.Path)
+						hookSpec[h.Path] = s.Path
 					}
 				}
 			}
@@ -168,7 +167,10 @@ func Status(w io.Writer, o StatusOptions) error {
 	}
 	for _, rf := range reg.Refused() {
 		fmt.Fprintf(w, "  %s  REFUSED: %v\n", rf.Path, rf.Err)
-		problem("%v", rf.Err)
+		// Only a file that may be the NVIDIA spec keeps GPUs from working.
+		if rf.Kind == Kind || rf.Kind == "" {
+			problem("%v", rf.Err)
+		}
 	}
 	if nvidia == 0 {
 		fmt.Fprintf(w, "  no spec for NVIDIA GPUs\n")
@@ -177,9 +179,9 @@ func Status(w io.Writer, o StatusOptions) error {
 		}
 	}
 	for _, p := range hookPaths {
-		if err := CheckHook(p, reg.Trusted()); err != nil {
+		if err := CheckSpecHook(p, hookSpec[p], reg.Trusted()); err != nil {
 			fmt.Fprintf(w, "hook:      %v\n", err)
-			problem("%v: run `sudo sbxrun gpu setup` to point the spec at this sbxrun", err)
+			problem("%v", err)
 			continue
 		}
 		fmt.Fprintf(w, "hook:      %s ok (trusted owner, runs as %s)\n", p, hooks.Name)
@@ -188,6 +190,20 @@ func Status(w io.Writer, o StatusOptions) error {
 		return fmt.Errorf("GPU sandboxes will not work: %s", problems[0])
 	}
 	return nil
+}
+
+// setupCommand is the command that regenerates the spec at path: with the
+// driver root given (status's --driver-root), else the one the spec
+// recorded, as Refresh words it.
+func setupCommand(path, given, recorded string) string {
+	root := given
+	if root == "" {
+		root = recorded
+	}
+	if root != "" && root != "/" {
+		return fmt.Sprintf("run `sudo sbxrun gpu setup --driver-root %s --output %s`", root, path)
+	}
+	return fmt.Sprintf("run `sudo sbxrun gpu setup --output %s`", path)
 }
 
 // shortNames lists device names with the UUIDs counted, not spelled out.

@@ -68,6 +68,15 @@ run_sb() {
 
 W=$(mktemp -d /tmp/sbxrun-gpu-check.XXXXXX)
 ctd_pid=
+# The check writes the host's /var/run/cdi/nvidia.yaml (what `sbxrun gpu
+# setup` writes): whatever was there before is put back at the end.
+spec=/var/run/cdi/nvidia.yaml
+had_spec=
+if [[ -e $spec ]]; then
+	cp -a "$spec" "$W/nvidia.yaml.orig" && had_spec=1
+fi
+marker=/tmp/sbxrun-preload-marker
+rm -f "$marker"
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	if [[ -n $ctd_pid ]]; then
@@ -75,7 +84,12 @@ cleanup() {
 		wait "$ctd_pid" 2>/dev/null
 	fi
 	grep -o " $W/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-	rm -rf "$W"
+	if [[ -n $had_spec ]]; then
+		cp -a "$W/nvidia.yaml.orig" "$spec"
+	else
+		rm -f "$spec"
+	fi
+	rm -rf "$W" "$marker"
 }
 trap cleanup EXIT
 
@@ -158,7 +172,8 @@ if [[ -d /usr/local/nvidia ]]; then
 	# This host keeps the driver under /usr/local/nvidia (GPU.md): what does
 	# --driver-root make of it? Recorded, not judged: / is the path that works.
 	run_sb "driver-root" gpu setup --driver-root /usr/local/nvidia --output "$W/driver-root.yaml"
-	echo "  (info) --driver-root /usr/local/nvidia: exit $rc, $(grep -c 'hostPath:' "$W/driver-root.yaml" 2>/dev/null || echo 0) host paths"
+	[[ $rc -eq 0 ]]
+	ok "gpu setup --driver-root /usr/local/nvidia: $(grep -c 'hostPath:' "$W/driver-root.yaml" 2>/dev/null || echo 0) host paths" "gpu setup --driver-root"
 fi
 if "$SBXRUN" nvidia-cdi-hook noop && (exec -a nvidia-cdi-hook "$SBXRUN" noop); then
 	pass "sbxrun serves nvidia-cdi-hook (subcommand and argv[0])"
@@ -204,7 +219,8 @@ ok "--gpus device=99: exit 125" "--gpus device=99: exit $rc"
 if [[ -f $W/driver-root.yaml ]]; then
 	mkdir -m 0755 "$W/dr" && cp "$W/driver-root.yaml" "$W/dr/nvidia.yaml"
 	run_sb "driver-root spec" --cdi-spec-dir "$W/dr" run --pull never --gpus all "$IMG" -- nvidia-smi -L
-	echo "  (info) a run with the --driver-root /usr/local/nvidia spec: exit $rc"
+	[[ $rc -eq 0 && $out == *"GPU 0"* ]]
+	ok "a run with the --driver-root spec lists the GPU" "a run with the --driver-root spec: exit $rc"
 fi
 
 step "CUDA"
@@ -219,10 +235,26 @@ run_sb "confinement" run --pull never --gpus all "$IMG" -- sh -c 'grep -E "^(Cap
 ok "no-new-privileges and seccomp with GPUs" "confinement"
 "$SBXRUN" spec --pull never --gpus all "$IMG" -- true >"$outdir/gpu-spec.json" 2>"$W/stderr"
 hooks=$(grep -c '"path": ' "$outdir/gpu-spec.json")
-if grep -q '"sbxrun.cdi-devices": "nvidia.com/gpu=all"' "$outdir/gpu-spec.json" && ! grep -q '"LD_' "$outdir/gpu-spec.json"; then
-	pass "sbxrun spec shows the injection ($hooks paths; no LD_* anywhere)"
+if grep -q '"sbxrun.cdi-devices": "nvidia.com/gpu=all"' "$outdir/gpu-spec.json" && grep -q '/dev/nvidiactl' "$outdir/gpu-spec.json"; then
+	pass "sbxrun spec shows the injection ($hooks hook paths, the device nodes)"
 else
 	fail "sbxrun spec"
+fi
+
+step "an image that sets LD_PRELOAD (CVE-2025-23266)"
+PRE=localhost/sbxrun/gpu-check-preload:1
+"$SBXRUN" spec --pull never --gpus all "$PRE" -- true >"$outdir/gpu-spec-preload.json" 2>"$W/stderr"
+n=$(grep -c '"LD_PRELOAD=' "$outdir/gpu-spec-preload.json")
+# Exactly once: in process.env; a hook's env holding it would make more.
+[[ $n -eq 1 ]]
+ok "LD_PRELOAD is in the workload's env only, in no hook's" "LD_PRELOAD appears $n times in the spec (want 1: process.env)"
+run_sb "preload" run --pull never --gpus all "$PRE" -- sh -c 'nvidia-smi -L; cat /tmp/sbxrun-preload-marker'
+[[ $rc -eq 0 && $out == *"GPU 0"* && $out == *nvidia-smi* ]]
+ok "the workload loads the image's LD_PRELOAD library (the control)" "preload control: exit $rc"
+if [[ -e $marker ]]; then
+	fail "a host-side process loaded the image's LD_PRELOAD library: $(tr '\0' ' ' <"$marker")"
+else
+	pass "no host-side hook loaded the image's LD_PRELOAD library"
 fi
 
 step "timings (5 runs each, median)"
@@ -240,7 +272,6 @@ echo "run --rm true without GPUs:    $(printf '%s\n' "${without[@]}" | median) m
 "$SBXRUN" --debug run --pull never --gpus all "$IMG" -- true 2>&1 | grep 'debug:' | sed 's/^/  /'
 
 step "a spec made before a driver upgrade"
-spec=/var/run/cdi/nvidia.yaml
 if [[ -f $spec ]]; then
 	sed -i 's/^\(  *sbxrun.driver-version: \).*/\11.0.0/' "$spec"
 	run_sb "stale version" run --pull never --gpus all "$IMG" -- nvidia-smi -L
@@ -256,6 +287,25 @@ if [[ -f $spec ]]; then
 	run_sb "fresh again" gpu setup --if-stale
 	[[ $out == *"up to date"* ]]
 	ok "the regenerated spec is fresh" "fresh again"
+fi
+
+step "a spec gone after a reboot (/var/run is emptied at boot)"
+rm -f "$spec"
+run_sb "missing spec" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+[[ $rc -eq 0 && $err == *"generated the CDI spec"* && $out == *"GPU 0"* && -f $spec ]]
+ok "a GPU run with no spec on the host generates it" "missing spec: exit $rc"
+
+step "a stale spec root cannot rewrite (read-only mount)"
+mkdir -m 0755 "$W/ro"
+cp "$spec" "$W/ro/nvidia.yaml"
+sed -i 's/^\(  *sbxrun.driver-version: \).*/\11.0.0/' "$W/ro/nvidia.yaml"
+if mount --bind "$W/ro" "$W/ro" && mount -o remount,bind,ro "$W/ro"; then
+	run_sb "read-only stale" --cdi-spec-dir "$W/ro" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+	[[ $rc -eq 0 && $err == *"generated in memory"* && $out == *"GPU 0"* ]]
+	ok "the run uses a spec generated in memory" "read-only stale spec: exit $rc"
+	umount "$W/ro"
+else
+	fail "could not make $W/ro read-only"
 fi
 
 step "OOM under --memory"

@@ -12,7 +12,9 @@
 #   image.tar                       a docker-archive test image: busybox,
 #                                   glibc, ldconfig and cuda-check (a CUDA
 #                                   driver API check, hack/gpu-check/cuda-check.c),
-#                                   tagged as the model-dev profile's image
+#                                   tagged as the model-dev profile's image,
+#                                   and the same layer with LD_PRELOAD set
+#                                   (hack/gpu-check/preload-marker.c)
 #
 # Needs Go, gcc, xz, and Debian's containerd, runc, libseccomp2 and
 # busybox-static (hack/deps.sh installs them).
@@ -62,6 +64,7 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 : >"$root/etc/hosts"
 : >"$root/etc/resolv.conf"
 gcc -O2 -Wall -o "$root/usr/local/bin/cuda-check" hack/gpu-check/cuda-check.c -ldl
+gcc -O2 -Wall -shared -fPIC -o "$root/usr/lib/x86_64-linux-gnu/sbxrun-preload-marker.so" hack/gpu-check/preload-marker.c
 ldconfig -r "$root"
 
 img=$work/image
@@ -71,10 +74,16 @@ diff_id=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
 cat >"$img/config.json" <<EOF
 {"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]}}
 EOF
-cat >"$img/manifest.json" <<EOF
-[{"Config":"config.json","RepoTags":["ghcr.io/sbxrun/model-dev:latest","localhost/sbxrun/gpu-check:1"],"Layers":["layer.tar"]}]
+# The same layer with LD_PRELOAD set the way CVE-2025-23266 used it: a
+# library inside the image, reached through the hook's working directory.
+cat >"$img/preload.json" <<EOF
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","LD_PRELOAD=/proc/self/cwd/usr/lib/x86_64-linux-gnu/sbxrun-preload-marker.so"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]}}
 EOF
-tar -C "$img" -cf "$pack/image.tar" manifest.json config.json layer.tar
+cat >"$img/manifest.json" <<EOF
+[{"Config":"config.json","RepoTags":["ghcr.io/sbxrun/model-dev:latest","localhost/sbxrun/gpu-check:1"],"Layers":["layer.tar"]},
+ {"Config":"preload.json","RepoTags":["localhost/sbxrun/gpu-check-preload:1"],"Layers":["layer.tar"]}]
+EOF
+tar -C "$img" -cf "$pack/image.tar" manifest.json config.json preload.json layer.tar
 
 tar --owner=0 --group=0 --numeric-owner -C "$work" -cf - gpu-check | xz -T0 -6 >"$out.tmp"
 mv "$out.tmp" "$out"

@@ -10,14 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/sys/unix"
 	"tags.cncf.io/container-device-interface/pkg/cdi"
 	"tags.cncf.io/container-device-interface/pkg/parser"
 	cdispecs "tags.cncf.io/container-device-interface/specs-go"
@@ -75,45 +73,6 @@ type cdiDevice struct {
 	spec *CDISpec
 }
 
-// TrustedUIDs are the owners whose CDI spec files and hook binaries sbxrun
-// trusts: root, and the invoking user when sbxrun is not root (rootless
-// containerd runs hooks as that user anyway).
-func TrustedUIDs() []uint32 {
-	uids := []uint32{0}
-	if euid := os.Geteuid(); euid != 0 {
-		uids = append(uids, uint32(euid))
-	}
-	if o, ok := overflowUID(); ok {
-		// Inside a user namespace (rootless sbxrun runs in RootlessKit's),
-		// files of the host's root show as the overflow uid. Only root can
-		// have put them in a directory that passes the same owner and
-		// not-group-or-world-writable checks.
-		uids = append(uids, o)
-	}
-	return uids
-}
-
-// overflowUID returns the kernel's overflow uid when this process runs in
-// a user namespace that does not map the whole id range.
-func overflowUID() (uint32, bool) {
-	m, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return 0, false
-	}
-	if f := strings.Fields(string(m)); len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295" {
-		return 0, false
-	}
-	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")
-	if err != nil {
-		return 65534, true
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
-	if err != nil {
-		return 65534, true
-	}
-	return uint32(n), true
-}
-
 // LoadCDI reads the CDI specs (*.yaml, *.json) of dirs, lowest priority
 // first; a missing directory is skipped. trusted lists the owners a spec
 // file (and its directory) may have; nil is TrustedUIDs(). Refused files
@@ -155,53 +114,6 @@ func LoadCDI(dirs []string, trusted []uint32) (*CDIRegistry, error) {
 	}
 	r.index()
 	return r, nil
-}
-
-// checkDir refuses a spec directory that a user other than a trusted one
-// can add files to or replace them in.
-func checkDir(dir string, trusted []uint32) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("CDI spec directory %q: %w", dir, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("CDI spec directory %q: cannot read its owner", dir)
-	}
-	if !slices.Contains(trusted, st.Uid) {
-		return fmt.Errorf("CDI spec directory %q is owned by uid %d, %s: chown root %s", dir, st.Uid, trustedWho(trusted), dir)
-	}
-	// No exception for sticky directories: anyone could still add files,
-	// FIFOs or links there.
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("CDI spec directory %q is writable by group or others: chmod go-w %s", dir, dir)
-	}
-	return nil
-}
-
-// trustedWho describes the trusted owners for an error message.
-func trustedWho(trusted []uint32) string {
-	if len(trusted) == 1 && trusted[0] == 0 {
-		return "not root"
-	}
-	return "neither root nor you"
-}
-
-// CheckTrustedFile checks that fi, the file at path described as what, is
-// owned by a trusted user and not writable by group or others. The error
-// names the file and the command that fixes it.
-func CheckTrustedFile(what, path string, fi fs.FileInfo, trusted []uint32) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%s %q: cannot read its owner", what, path)
-	}
-	if !slices.Contains(trusted, st.Uid) {
-		return fmt.Errorf("%s %q is owned by uid %d, %s: refusing it (chown root %s if it is yours to trust)", what, path, st.Uid, trustedWho(trusted), path)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s %q is writable by group or others: refusing it (chmod go-w %s)", what, path, path)
-	}
-	return nil
 }
 
 // readCDISpec opens a spec file, checks the opened file's owner and mode,
@@ -359,24 +271,10 @@ func (r *CDIRegistry) Replace(path string, raw *cdispecs.Spec) error {
 	if i < 0 {
 		return fmt.Errorf("no loaded CDI spec %q to replace", path)
 	}
-	data, err := yaml.Marshal(raw)
-	if err != nil {
-		return fmt.Errorf("encoding the generated CDI spec: %w", err)
-	}
-	fd, err := unix.MemfdCreate("sbxrun-cdi-spec", unix.MFD_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("holding the generated CDI spec in memory: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "sbxrun-cdi-spec")
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("holding the generated CDI spec in memory: %w", err)
-	}
-	s, err := parseCDISpecFd(f, path+" (generated in memory)", r.specs[i].GetPriority())
+	s, err := parseInMemory(path, raw, r.specs[i].GetPriority())
 	if err != nil {
 		return err
 	}
-	s.Path, s.InMemory = path, true
 	r.specs[i] = s
 	r.index()
 	return nil
@@ -441,8 +339,9 @@ func (r *CDIRegistry) lookup(name string) (cdiDevice, error) {
 // withCDI injects the CDI devices, last of all spec options: after
 // everything that sets env, mounts or hooks, so nothing resets what it adds.
 // Each spec's common edits are applied once, then each device's. Every
-// injected hook gets hooks.Env as its explicit environment and must be an
-// absolute path owned by a trusted user; host paths must exist. Mounted
+// injected hook gets hooks.Env as its explicit environment, must pass
+// CheckHookPath and is run by the symlink-free path that was checked; host
+// paths must exist. Mounted
 // bin directories that PATH lacks are appended to it (nvidia-smi under
 // /usr/local/nvidia/bin on some hosts). Without cgroups the device rules
 // CDI adds are dropped again.
@@ -485,14 +384,17 @@ func withCDI(reg *CDIRegistry, names []string, noCgroups bool) oci.SpecOpts {
 }
 
 // checkedEdits copies e with every hook's environment made explicit and
-// checks its hooks and host paths.
+// its path resolved (CheckHookPath), and checks its hooks and host paths.
 func checkedEdits(e cdispecs.ContainerEdits, specPath string, trusted []uint32) (*cdi.ContainerEdits, error) {
 	hs := make([]*cdispecs.Hook, 0, len(e.Hooks))
 	for _, h := range e.Hooks {
-		if err := checkHook(h.Path, specPath, trusted); err != nil {
+		resolved, err := CheckHookPath(h.Path, specPath, trusted)
+		if err != nil {
 			return nil, err
 		}
 		c := *h
+		// runc executes exactly the file that was checked.
+		c.Path = resolved
 		c.Args = slices.Clone(h.Args)
 		c.Env = hooks.Env(h.Env)
 		hs = append(hs, &c)
@@ -516,58 +418,6 @@ func checkedEdits(e cdispecs.ContainerEdits, specPath string, trusted []uint32) 
 		}
 	}
 	return &cdi.ContainerEdits{ContainerEdits: &e}, nil
-}
-
-// checkHook refuses a hook that is not an absolute path to an existing
-// executable owned by a trusted user and not writable by others.
-func checkHook(path, specPath string, trusted []uint32) error {
-	if !filepath.IsAbs(path) {
-		return fmt.Errorf("hook %q of CDI spec %q is not an absolute path: fix the spec", path, specPath)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("hook %q of CDI spec %q: %w: regenerate the spec (`sbxrun gpu setup` for NVIDIA GPUs)", path, specPath, errors.Unwrap(err))
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("hook %q of CDI spec %q is not an executable file: fix the spec", path, specPath)
-	}
-	if err := CheckTrustedFile("hook", path, fi, trusted); err != nil {
-		return err
-	}
-	// runc runs the hook as root, by path, later: no directory on the way
-	// may let someone else swap the binary in between.
-	paths := []string{path}
-	if r, err := filepath.EvalSymlinks(path); err == nil && r != path {
-		paths = append(paths, r)
-	}
-	for _, p := range paths {
-		if err := checkAncestors(p, trusted); err != nil {
-			return fmt.Errorf("hook %q of CDI spec %q: %w", path, specPath, err)
-		}
-	}
-	return nil
-}
-
-// checkAncestors checks every directory above path: owned by a trusted
-// user and not writable by group or others (a sticky directory such as /tmp
-// is fine: others cannot replace what they do not own there).
-func checkAncestors(path string, trusted []uint32) error {
-	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
-		fi, err := os.Stat(dir)
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("cannot read the owner of %q", dir)
-		}
-		if !slices.Contains(trusted, st.Uid) || (fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0) {
-			return fmt.Errorf("it lies in %q, which others can change: install sbxrun in a root-owned directory (e.g. /usr/local/bin) and run `sbxrun gpu setup` again", dir)
-		}
-		if dir == "/" {
-			return nil
-		}
-	}
 }
 
 // addBinDirsToPath appends to the process's PATH the directories of mounted

@@ -5,8 +5,10 @@
 //	flags and profile -> ParseSize, ParseVolume, ParseMountFlag, ParseEnv, ParseEnvFile
 //	                  -> Sandbox (resolved by the runtime: no "~", no relative paths)
 //	LoadCDI(spec dirs) -> CDIRegistry: trusted (owner, mode), strictly parsed and validated CDI specs
+//	                  (rootless: HostOwners on the host, UseHostOwners inside, tell root's files from others')
 //	Build(sandbox, image config) -> Validate -> []oci.SpecOpts, in the order Build documents,
-//	                  CDI devices last (explicit hook env, trusted hooks, host paths checked)
+//	                  CDI devices last (explicit hook env, trusted hooks run by their checked path,
+//	                  host paths checked)
 //	containerd.WithNewSnapshot(...), containerd.WithNewSpec(opts...) -> config.json
 //
 // Everything here is a pure function of its inputs apart from Validate's

@@ -109,14 +109,29 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	if err != nil {
 		return err
 	}
-	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0}
+	// Inside RootlessKit's namespace sbxrun is uid 0 but may not write the
+	// host's spec files: it regenerates them in memory, as a user does.
+	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0 && !InRootlessNamespace()}
 	say := func(notes []string) {
 		for _, n := range notes {
 			o.notef("%s", n)
 		}
 	}
+	// No spec for NVIDIA GPUs yet (/var/run/cdi is emptied at boot) but a
+	// driver is loaded: generate one, as `sbxrun gpu setup` would.
+	var genErr error
+	if req != nil || slices.ContainsFunc(devices, func(d string) bool { return strings.HasPrefix(d, gpu.Kind+"=") }) {
+		var note string
+		reg, note, genErr = gpu.GenerateMissing(reg, refresh)
+		if note != "" {
+			say([]string{note})
+		}
+	}
 
 	if len(devices) > 0 {
+		if genErr != nil {
+			return fmt.Errorf("--device: %w", genErr)
+		}
 		var notes []string
 		reg, notes, err = gpu.Refresh(reg, devices, refresh)
 		say(notes)
@@ -133,6 +148,9 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 			what = fmt.Sprintf("gpus: %s (%s)", req.String(), src)
 		}
 		names, err := req.Devices(reg.Devices(gpu.Kind))
+		if genErr != nil {
+			err = genErr
+		}
 		if err == nil {
 			var notes []string
 			var fresh *oci.CDIRegistry
@@ -174,7 +192,7 @@ func withFix(err error, reg *oci.CDIRegistry) error {
 		}
 	}
 	if _, derr := gpu.LoadedDriverVersion(); errors.Is(derr, gpu.ErrNoDriver) {
-		return fmt.Errorf("%w, and no NVIDIA driver is loaded on this host (nvidia-smi tells whether one works)", err)
+		return fmt.Errorf("%w, and no NVIDIA driver is loaded on this host: install or load it (modprobe nvidia; nvidia-smi tells whether it works), or run without GPUs (--gpus none)", err)
 	}
 	return fmt.Errorf("%w: run `sudo sbxrun gpu setup` to generate it (or name the directory that holds it with --cdi-spec-dir)", err)
 }

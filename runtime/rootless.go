@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/sbxrun/sbxrun/oci"
 )
 
 // envRootless marks a process that already runs inside the rootless
@@ -416,10 +419,17 @@ func lastLine(path string) string {
 // EnterRootless re-executes sbxrun inside the rootless containerd's user
 // and mount namespaces when the invoking user is not root and runs one, as
 // other containerd clients do (nsenter): bind-mount sources, FIFOs and
-// snapshots then resolve the way the daemon sees them. It returns only when
-// there is nothing to enter (or on error); otherwise the process is replaced.
+// snapshots then resolve the way the daemon sees them. Before it enters,
+// it records the host owners of the CDI files a run may use
+// (oci.HostOwners), which the user namespace shows alike for root and any
+// other user. It returns only when there is nothing to enter (or on
+// error); otherwise the process is replaced.
 func EnterRootless(args []string) error {
 	if InRootlessNamespace() {
+		// Only the record made on the host (below) tells whose files the
+		// overflow uid stands for here.
+		oci.UseHostOwners(os.Getenv(oci.HostOwnersEnv))
+		_ = os.Unsetenv(oci.HostOwnersEnv)
 		// Entering a mount namespace moves the cwd to its root, and nsenter's
 		// --wd opens the directory before entering (its dentry is then
 		// unreachable, getcwd fails): change to it by path, here.
@@ -468,8 +478,29 @@ func EnterRootless(args []string) error {
 	}
 	wd, _ := os.Getwd()
 	argv := append([]string{"nsenter", "-U", "--preserve-credentials", "-m", "-t", child, "--", self}, args[1:]...)
-	env := append(os.Environ(), envRootless+"=1", envRootlessWd+"="+wd, "SBXRUN_ROOTLESS_UID="+strconv.Itoa(os.Getuid()))
+	// The record is ours alone: a value from the environment would win.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, oci.HostOwnersEnv+"=") })
+	env = append(env, envRootless+"=1", envRootlessWd+"="+wd, "SBXRUN_ROOTLESS_UID="+strconv.Itoa(os.Getuid()),
+		oci.HostOwnersEnv+"="+oci.HostOwners(ResolveCDISpecDirs(cdiSpecDirArgs(args)), self))
 	return syscall.Exec(nsenter, argv, env)
+}
+
+// cdiSpecDirArgs are the values of the --cdi-spec-dir flags in args (any
+// before "--"; more than the command uses only costs a stat each).
+func cdiSpecDirArgs(args []string) []string {
+	var dirs []string
+	for i := 1; i < len(args) && args[i] != "--"; i++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if name != "cdi-spec-dir" || !strings.HasPrefix(args[i], "-") {
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		dirs = append(dirs, value)
+	}
+	return dirs
 }
 
 func atoi(s string) int {

@@ -92,7 +92,7 @@ func gpuSetup(c *cli.Context) error {
 func printSetup(res *gpu.Result) {
 	fmt.Printf("wrote %s: %s devices %s; driver %s; hooks run %s as %s (%.0f ms)\n", res.Path, gpu.Kind,
 		strings.Join(res.Devices, ", "), res.DriverVersion, res.HookPath, hooks.Name, float64(res.Took.Microseconds())/1000)
-	if err := gpu.CheckHook(res.HookPath, oci.TrustedUIDs()); err != nil {
+	if err := gpu.CheckSpecHook(res.HookPath, res.Path, oci.TrustedUIDs()); err != nil {
 		fmt.Fprintf(os.Stderr, "sbxrun: warning: GPU sandboxes will refuse this spec's hooks: %v\n", err)
 	}
 }
