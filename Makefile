@@ -13,10 +13,10 @@ DEMO_DIR ?= /var/lib/sbxrun-demo
 export CGO_ENABLED := 1
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: help build test unit integration fuzz bench bench-pull lint deps demo demo-stop image gpu-pack gpu-check clean sandbox-images sandbox-images-test sandbox-pins
+.PHONY: help build test unit integration fuzz bench bench-pull lint deps demo demo-stop image gpu-pack gpu-check gpu-check-rootless clean sandbox-images sandbox-images-test sandbox-pins
 
 help: ## show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-19s %s\n", $$1, $$2}'
 
 deps: ## install containerd, runc and the other Debian packages the tests use (root)
 	hack/deps.sh
@@ -70,6 +70,9 @@ gpu-pack: ## pack sbxrun, containerd, runc and a glibc test image for a GPU host
 
 gpu-check: gpu-pack ## on a GPU host (root): sbxrun gpu setup, model-dev -- nvidia-smi -L, a CUDA check, stale specs, timings
 	hack/gpu-check.sh dist/gpu-check.tar.xz
+
+gpu-check-rootless: gpu-pack ## on a GPU host (root): a throwaway user runs rootless sandboxes with GPUs
+	hack/gpu-check-rootless.sh dist/gpu-check.tar.xz
 
 SANDBOXES ?= base test
 sandbox-images: deps build ## build the base and test sandboxes from Debian packages (no Docker) and load them into the demo containerd (SANDBOXES="base test model-dev")

@@ -244,6 +244,7 @@ func Generate(o Options) (raw *cdispecs.Spec, err error) {
 		// A mock NVML: do not ask the host's driver utilities.
 		opts = append(opts, nvcdi.WithFeatureFlags(nvcdi.FeatureDisableNvsandboxUtils))
 	}
+	defer withDriverPath(o.DriverRoot)()
 	cdilib, err := nvcdi.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("generating the CDI spec: %w", err)

@@ -175,6 +175,14 @@ if [[ -d /usr/local/nvidia ]]; then
 	[[ $rc -eq 0 ]]
 	ok "gpu setup --driver-root /usr/local/nvidia: $(grep -c 'hostPath:' "$W/driver-root.yaml" 2>/dev/null || echo 0) host paths" "gpu setup --driver-root"
 fi
+# A systemd unit or `env -i` gives a minimal PATH, without the driver's
+# bin directory: the spec must not depend on it.
+mkdir -m 0755 "$W/minpath"
+if env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$SBXRUN" gpu setup --output "$W/minpath/nvidia.yaml" >/dev/null 2>&1; then
+	pass "gpu setup under a minimal PATH"
+else
+	fail "gpu setup under a minimal PATH"
+fi
 if "$SBXRUN" nvidia-cdi-hook noop && (exec -a nvidia-cdi-hook "$SBXRUN" noop); then
 	pass "sbxrun serves nvidia-cdi-hook (subcommand and argv[0])"
 else
@@ -209,6 +217,9 @@ gpu_check "--gpus device=0" 1 run --pull never --gpus device=0 "$IMG" -- nvidia-
 gpu_check "--device nvidia.com/gpu=0" 1 run --pull never --device nvidia.com/gpu=0 "$IMG" -- nvidia-smi -L
 gpu_check "--gpus none" 0 run --pull never --gpus none "$IMG" -- sh -c 'nvidia-smi -L 2>/dev/null; true'
 
+run_sb "minimal PATH spec" --cdi-spec-dir "$W/minpath" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+[[ $rc -eq 0 && $out == *"GPU 0"* ]]
+ok "a spec made under a minimal PATH works" "a spec made under a minimal PATH: exit $rc"
 # Required and unavailable: one line with the reason, exit 125, nothing made.
 run_sb "too many" run --pull never --gpus $((host_gpus + 1)) "$IMG" -- true
 [[ $rc -eq 125 && -n $err && $(wc -l <<<"$err") -eq 1 ]]

@@ -8,6 +8,8 @@
 #
 #   bin/sbxrun                      built here with cgo (go-nvml), stripped
 #   bin/containerd, bin/containerd-shim-runc-v2, bin/runc   Debian's
+#   bin/rootlesskit, sbin/newuidmap, sbin/newgidmap  Debian's, for the
+#                                   rootless check (hack/gpu-check-rootless.sh)
 #   lib/libseccomp.so.2             runc's one library beyond glibc
 #   image.tar                       a docker-archive test image: busybox,
 #                                   glibc, ldconfig and cuda-check (a CUDA
@@ -23,7 +25,7 @@ cd "$(dirname "$0")/.."
 out=${1:-dist/gpu-check.tar.xz}
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 
-for tool in go gcc xz containerd containerd-shim-runc-v2 runc busybox ldconfig; do
+for tool in go gcc xz containerd containerd-shim-runc-v2 runc rootlesskit newuidmap newgidmap busybox ldconfig; do
 	command -v "$tool" >/dev/null || { echo "gpu-pack: $tool not found: run hack/deps.sh (as root)" >&2; exit 1; }
 done
 
@@ -35,9 +37,13 @@ mkdir -p "$pack/bin" "$pack/lib" "$(dirname "$out")"
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 CGO_ENABLED=1 CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}" \
 	go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$pack/bin/sbxrun" ./cmd/sbxrun
-for b in containerd containerd-shim-runc-v2 runc; do
+for b in containerd containerd-shim-runc-v2 runc rootlesskit; do
 	cp "$(command -v "$b")" "$pack/bin/"
 done
+# For hosts without uidmap (hack/gpu-check-rootless.sh installs them only
+# when the host has none); setuid root, as packaged.
+mkdir -p "$pack/sbin"
+cp -a "$(command -v newuidmap)" "$(command -v newgidmap)" "$pack/sbin/"
 seccomp=$(ldconfig -p | awk '/libseccomp\.so\.2 .*x86-64/ {print $NF; exit}')
 [[ -n $seccomp ]] || { echo "gpu-pack: libseccomp.so.2 not found: apt-get install libseccomp2" >&2; exit 1; }
 cp -L "$seccomp" "$pack/lib/libseccomp.so.2"
