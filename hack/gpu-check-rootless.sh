@@ -20,22 +20,9 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 pack=${1:-$repo/dist/gpu-check.tar.xz}
-outdir=${OUT:-$PWD}
-mkdir -p "$outdir"
-log=$outdir/gpu-check-rootless.log
-exec > >(tee "$log") 2>&1
-
-fails=0
-pass() { echo "PASS: $*"; }
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
-ok() {
-	if [[ $? -eq 0 ]]; then pass "$1"; else fail "$2"; fi
-}
-step() { printf '\n== %s\n' "$*"; }
-now_ms() { date +%s%3N; }
+# shellcheck source=hack/gpu-check/lib.sh
+. "$repo/hack/gpu-check/lib.sh"
+start_log gpu-check-rootless.log
 
 [[ $(id -u) -eq 0 ]] || {
 	echo "gpu-check-rootless: run as root (it creates a user)" >&2
@@ -57,6 +44,7 @@ user=sbxrun-gpu
 # change, and the user must be able to read it.
 D=$(mktemp -d /opt/sbxrun-gpu-rootless.XXXXXX)
 chmod 0755 "$D"
+errfile=$D/stderr
 spec=/var/run/cdi/nvidia.yaml
 had_spec=
 if [[ -e $spec ]]; then
@@ -115,25 +103,18 @@ xdg=$D/run
 mkdir -m 0700 "$xdg" && chown "$uid:$gid" "$xdg"
 echo "uid $uid, home $home, XDG_RUNTIME_DIR $xdg"
 
+# shellcheck disable=SC2317 # called through capture
 # as_user ARGS...: sbxrun as the user, in its home, with a clean environment.
 as_user() {
 	(cd "$home" && setpriv --reuid="$uid" --regid="$gid" --clear-groups \
 		env -i HOME="$home" USER="$user" XDG_RUNTIME_DIR="$xdg" \
 		PATH="$B/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$SBXRUN" "$@")
 }
-# run_user LABEL ARGS...: as_user, keeping stdout, stderr, status and time.
+# run_user LABEL ARGS...: as_user ARGS, captured (see capture in lib.sh).
 run_user() {
-	local label=$1 t0
+	local label=$1
 	shift
-	t0=$(now_ms)
-	out=$(as_user "$@" 2>"$D/stderr")
-	rc=$?
-	took=$(($(now_ms) - t0))
-	err=$(cat "$D/stderr")
-	echo "\$ sbxrun $(printf '%q ' "$@")   (as $user)"
-	[[ -n $out ]] && printf '%s\n' "$out" | sed 's/^/  | /'
-	[[ -n $err ]] && printf '%s\n' "$err" | sed 's/^/  ! /'
-	echo "  -> exit $rc in ${took} ms ($label)"
+	capture "$label" "   (as $user)" as_user "$@"
 }
 
 step "the host's CDI spec, as root"

@@ -21,40 +21,15 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 pack=${1:-$repo/dist/gpu-check.tar.xz}
-outdir=${OUT:-$PWD}
-mkdir -p "$outdir"
-log=$outdir/gpu-check.log
-exec > >(tee "$log") 2>&1
+# shellcheck source=hack/gpu-check/lib.sh
+. "$repo/hack/gpu-check/lib.sh"
+start_log gpu-check.log
 
-fails=0
-pass() { echo "PASS: $*"; }
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
-# ok PASS_MSG FAIL_MSG: reports the status of the command just run.
-ok() {
-	if [[ $? -eq 0 ]]; then pass "$1"; else fail "$2"; fi
-}
-step() { printf '\n== %s\n' "$*"; }
-now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
-
-# run_sb LABEL ARGS...: runs sbxrun, keeps stdout in $out, stderr in $err,
-# the exit status in $rc and the wall time in $took (ms), and prints them.
+# run_sb LABEL ARGS...: sbxrun ARGS, captured (see capture in lib.sh).
 run_sb() {
 	local label=$1
 	shift
-	local t0
-	t0=$(now_ms)
-	out=$("$SBXRUN" "$@" 2>"$W/stderr")
-	rc=$?
-	took=$(($(now_ms) - t0))
-	err=$(cat "$W/stderr")
-	echo "\$ sbxrun $(printf '%q ' "$@")"
-	[[ -n $out ]] && printf '%s\n' "$out" | sed 's/^/  | /'
-	[[ -n $err ]] && printf '%s\n' "$err" | sed 's/^/  ! /'
-	echo "  -> exit $rc in ${took} ms ($label)"
+	capture "$label" "" "$SBXRUN" "$@"
 }
 
 [[ $(id -u) -eq 0 ]] || {
@@ -67,6 +42,7 @@ run_sb() {
 }
 
 W=$(mktemp -d /tmp/sbxrun-gpu-check.XXXXXX)
+errfile=$W/stderr
 ctd_pid=
 # The check writes the host's /var/run/cdi/nvidia.yaml (what `sbxrun gpu
 # setup` writes): whatever was there before is put back at the end.

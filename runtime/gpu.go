@@ -192,7 +192,7 @@ func withFix(err error, reg *oci.CDIRegistry) error {
 		}
 	}
 	if _, derr := gpu.LoadedDriverVersion(); errors.Is(derr, gpu.ErrNoDriver) {
-		return fmt.Errorf("%w, and no NVIDIA driver is loaded on this host: install or load it (modprobe nvidia; nvidia-smi tells whether it works), or run without GPUs (--gpus none)", err)
+		return fmt.Errorf("%w, and no NVIDIA driver is loaded on this host: install or load it (modprobe nvidia; nvidia-smi tells whether it works)", err)
 	}
 	return fmt.Errorf("%w: run `sudo sbxrun gpu setup` to generate it (or name the directory that holds it with --cdi-spec-dir)", err)
 }
