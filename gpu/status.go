@@ -173,9 +173,11 @@ func Status(w io.Writer, o StatusOptions) error {
 		}
 	}
 	if nvidia == 0 {
-		fmt.Fprintf(w, "  no spec for NVIDIA GPUs\n")
 		if lerr == nil && derr == nil {
-			problem("no CDI spec for NVIDIA GPUs in %s: run `sudo sbxrun gpu setup`", strings.Join(o.SpecDirs, ", "))
+			// Not a problem: a GPU run generates the spec (GenerateMissing).
+			fmt.Fprintf(w, "  no spec for NVIDIA GPUs: a GPU run generates one (as root %s, otherwise in memory for each run); `sudo sbxrun gpu setup` writes it now\n", DefaultSpecPath)
+		} else {
+			fmt.Fprintf(w, "  no spec for NVIDIA GPUs\n")
 		}
 	}
 	for _, p := range hookPaths {

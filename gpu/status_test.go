@@ -207,3 +207,20 @@ func TestStatusUntrustedHook(t *testing.T) {
 		t.Error("status executed a hook that fails the checks")
 	}
 }
+
+// TestStatusNoSpecYet: a driver and GPUs but no spec (as after a reboot) is
+// no problem any more, since a GPU run generates the spec; status says so.
+func TestStatusNoSpecYet(t *testing.T) {
+	fakeProcVersion(t, procLine(mockVersion))
+	var out bytes.Buffer
+	err := Status(&out, StatusOptions{SpecDirs: []string{t.TempDir()}, NVML: dgx(mockVersion)})
+	if err != nil || !strings.Contains(out.String(), "no spec for NVIDIA GPUs: a GPU run generates one") {
+		t.Errorf("status without a spec: %v\n%s", err, out.String())
+	}
+	// Without a driver it is still a problem.
+	fakeProcVersion(t, "")
+	out.Reset()
+	if err := Status(&out, StatusOptions{SpecDirs: []string{t.TempDir()}, NVML: dgx(mockVersion)}); err == nil {
+		t.Errorf("status without a driver: no error\n%s", out.String())
+	}
+}
