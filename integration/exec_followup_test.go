@@ -269,3 +269,24 @@ func checkTTYCannotExec(t *testing.T, what, path string, code int, pty *ptyOut) 
 		t.Errorf("%s: terminal output %q; want runc's own report held back", what, out)
 	}
 }
+
+// TestExecStoppedSandbox: exec into a sandbox whose workload has exited
+// says so in one line, with or without -u.
+func TestExecStoppedSandbox(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	name := nameFor(t)
+	if out, stderr, code := run(t, "run", "-d", "--rm=false", "--pull", "never", "--name", name, "base", "--", "true"); code != 0 {
+		t.Fatalf("run -d: exit %d\n%s%s", code, out, stderr)
+	}
+	defer func() { _, _, _ = run(t, "rm", "-f", name) }()
+	if !waitFor(20*time.Second, func() bool { e, ok := psFind(t, name); return ok && e.Status == "stopped" }) {
+		t.Fatalf("%s did not exit", name)
+	}
+	for _, args := range [][]string{{"exec", name, "--", "id"}, {"exec", "-u", "dev", name, "--", "id"}, {"exec", "-u", "1000:1000", name, "--", "id"}} {
+		stdout, stderr, code := run(t, args...)
+		if code != 125 || !strings.Contains(stderr, "is not running") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v on a stopped sandbox: exit %d, stdout %q, stderr %q; want 125 and one line saying it is not running", args, code, stdout, stderr)
+		}
+	}
+}

@@ -124,3 +124,44 @@ func TestRefusedBeforeAnything(t *testing.T) {
 		t.Errorf("refused runs created %q in HOME", names)
 	}
 }
+
+// TestExecBrokenPipe: `sbxrun exec ... | head -1` ends too, with 141, and
+// the command it started in the sandbox is gone.
+func TestExecBrokenPipe(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	name := nameFor(t)
+	if out, stderr, code := run(t, "run", "-d", "--pull", "never", "--name", name, "base", "--", "sleep", "300"); code != 0 {
+		t.Fatalf("run -d: exit %d\n%s%s", code, out, stderr)
+	}
+	defer func() { _, _, _ = run(t, "rm", "-f", name) }()
+	cmd := sbxrunCmd(t, opts{}, "exec", name, "--", "yes")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "y\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	out.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := exitCode(err, cmd); code != 141 {
+			t.Errorf("exec: exit %d after the reader went away, want 141 (128+SIGPIPE)", code)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("sbxrun exec kept running after its stdout reader went away")
+	}
+	// Only the sandbox's own sleep is left running in it.
+	ps, stderr, code := run(t, "exec", name, "--", "ps", "-o", "comm")
+	if code != 0 || strings.Contains(ps, "yes") {
+		t.Errorf("processes in the sandbox after the broken pipe (exit %d):\n%s%s", code, ps, stderr)
+	}
+}

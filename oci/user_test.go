@@ -52,6 +52,8 @@ func TestWithUser(t *testing.T) {
 		{user: "a:b:c", err: errdefs.ErrInvalidArgument},
 		{user: "99999999999", err: errdefs.ErrInvalidArgument},
 		{user: "", err: errdefs.ErrInvalidArgument},
+		{user: "-1", err: errdefs.ErrInvalidArgument},
+		{user: "dev:+5", err: errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {

@@ -234,6 +234,9 @@ func validateUser(u string) error {
 		if p == "" || strings.IndexFunc(p, unicode.IsSpace) >= 0 {
 			return invalidf("invalid user %q: use uid[:gid] or name[:group]", u)
 		}
+		if p[0] == '-' || p[0] == '+' {
+			return invalidf("invalid user %q: ids are numbers from 0 to %d, names start with a letter", u, math.MaxInt32)
+		}
 		if p[0] >= '0' && p[0] <= '9' {
 			n, err := strconv.ParseUint(p, 10, 64)
 			if err != nil || n > math.MaxInt32 {

@@ -30,7 +30,8 @@ import (
 // the process on both streams is that single line naming the command that
 // was run. A workload that ran and exited 1 cannot look like it unless it
 // printed only that line about its own path. While the output could still be
-// that line, it is held back (at most initReportHold), so a recognised
+// that line, it is held back (at most initReportHold, and only within initReportWindow of the
+// process's creation), so a recognised
 // failure is reported as sbxrun's one line instead of runc's.
 type execWatch struct {
 	mu    sync.Mutex
@@ -40,16 +41,24 @@ type execWatch struct {
 	to    io.Writer   // where held goes
 	timer *time.Timer
 	hold  time.Duration
+	since time.Time // when the process was being created
 }
 
 // initReportHold is how long a possible runc report is held back waiting for
-// the process to exit. runc's init exits right after writing it.
-const initReportHold = 2 * time.Second
+// the process to exit. runc's init exits right after writing it, within
+// milliseconds; the hold only bounds what a workload that merely prints such
+// a line sees (its line comes this much later).
+const initReportHold = 500 * time.Millisecond
+
+// initReportWindow is how soon after the process is created its output can
+// still be runc's report (the task's creation, hooks included, and the
+// start come first). Later output is the workload's own and is never held.
+const initReportWindow = 2 * time.Second
 
 // maxInitReport bounds the held line: a path and an errno text.
 const maxInitReport = 4096
 
-func newExecWatch() *execWatch { return &execWatch{hold: initReportHold} }
+func newExecWatch() *execWatch { return &execWatch{hold: initReportHold, since: time.Now()} }
 
 // stdout wraps w, the process's stdout: anything written there means the
 // process produced output of its own.
@@ -71,7 +80,7 @@ func (ww *watchWriter) Write(p []byte) (int, error) {
 		return ww.w.Write(p)
 	}
 	e.mu.Lock()
-	if !e.other.Load() && ww.report && len(e.seen)+len(p) <= maxInitReport && maybeReport(append(e.seen[:len(e.seen):len(e.seen)], p...)) {
+	if !e.other.Load() && ww.report && len(e.seen)+len(p) <= maxInitReport && time.Since(e.since) < initReportWindow && maybeReport(append(e.seen[:len(e.seen):len(e.seen)], p...)) {
 		e.seen = append(e.seen, p...)
 		if e.timer != nil && e.held == nil && e.to == nil {
 			// Held once already and written out on time: pass on.

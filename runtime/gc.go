@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,7 +34,11 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	for _, id := range removed {
 		fmt.Fprintf(out, "removed %s\n", id)
 	}
-	return err
+	n, lerr := dropDeadRunLeases(ctx, c)
+	if n > 0 {
+		fmt.Fprintf(out, "removed %d lease(s) of killed runs\n", n)
+	}
+	return errors.Join(err, lerr)
 }
 
 // collect removes orphaned sbxrun containers in the client's namespace and

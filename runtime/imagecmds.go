@@ -244,6 +244,10 @@ func PruneImages(ctx context.Context, g *Global, lo LoadOptions, all bool, out i
 		return withCode(ExitFailed, err)
 	}
 	defer c.Close()
+	// Killed runs' leases would keep what they hold out of the collection.
+	if _, err := dropDeadRunLeases(ctx, c); err != nil {
+		return withCode(ExitFailed, err)
+	}
 	r, err := images.Prune(ctx, c, "", func(name string) bool { return len(users[name]) > 0 })
 	for _, n := range r.Images {
 		fmt.Fprintf(out, "Deleted: %s\n", n)
@@ -336,9 +340,12 @@ func Login(ctx context.Context, g *Global, o LoginOptions) error {
 	} else {
 		f, ok := o.Stdin.(*os.File)
 		if !ok || !isConsole(f) {
-			return withCode(ExitFailed, errors.New("stdin is not a terminal: give the password on stdin with --password-stdin (sbxrun login -u USER --password-stdin REGISTRY < file)"))
+			return withCode(ExitFailed, errors.New("stdin is not a terminal: give the password on stdin with --password-stdin (sbxrun login -u USER --password-stdin [REGISTRY] < file)"))
 		}
 		if user == "" {
+			if o.Registry == "" {
+				fmt.Fprintf(o.Stderr, "Log in to Docker Hub (%s); name a registry to log in elsewhere: sbxrun login REGISTRY\n", host)
+			}
 			fmt.Fprint(o.Stderr, "Username: ")
 			line, _ := in.ReadString('\n')
 			user = strings.TrimSpace(line)

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
+	"maps"
 	"sync"
 	"time"
 
@@ -17,44 +16,107 @@ import (
 )
 
 // LabelRunLease marks the lease that holds a starting run's image snapshot
-// until its container exists; the value is the run's pid.
+// until its container exists. The lease also carries the owner labels
+// (pid, start time, boot id) of the run, so gc and prune can drop the lease
+// of a run that was killed before it released it.
 const LabelRunLease = "sbxrun.run"
 
-// runLeaseExpiry bounds how long the lease of a run that was killed before
-// it could release it keeps the snapshot: containerd drops it then.
+// runLeaseExpiry bounds how long the lease of a killed run keeps the
+// snapshot when nothing removes it earlier (containerd collects expired
+// leases).
 const runLeaseExpiry = 10 * time.Minute
 
-// ensureAttempts is how often a run fetches its image when something (a
-// concurrent prune) removes it while the run gets it ready.
+// runLeaseFresh is how long a run lease is trusted to stay alive: after a
+// longer image step (a slow pull) the run takes a new lease and checks the
+// image again, so the lease it creates the container under is never close
+// to its expiry.
+const runLeaseFresh = runLeaseExpiry / 2
+
+// ensureAttempts is how often a run gets its image ready when something (a
+// concurrent prune) removes it, or the lease expires, meanwhile.
 const ensureAttempts = 3
+
+// runLease is one run's lease.
+type runLease struct {
+	c       *client.Client
+	l       leases.Lease
+	created time.Time
+	once    sync.Once
+}
+
+// newRunLease creates a lease labelled with this process as its owner.
+func newRunLease(ctx context.Context, c *client.Client) (*runLease, error) {
+	labels := map[string]string{LabelRunLease: "1"}
+	maps.Copy(labels, ownerLabels())
+	l, err := c.LeasesService().Create(ctx, leases.WithRandomID(), leases.WithExpiration(runLeaseExpiry), leases.WithLabels(labels))
+	if err != nil {
+		return nil, fmt.Errorf("creating a lease for the run: %w", err)
+	}
+	return &runLease{c: c, l: l, created: time.Now()}, nil
+}
+
+// release deletes the lease once. The container holds its snapshot by
+// then; containerd's collector needs no synchronous delete.
+func (r *runLease) release(ctx context.Context) {
+	r.once.Do(func() { _ = r.c.LeasesService().Delete(context.WithoutCancel(ctx), r.l) })
+}
 
 // ensureHeld gets the run's image ready under a lease of its own, which
 // holds the unpacked snapshot (and the container's rootfs snapshot, once
 // prepared under the returned context) until release: a prune at any
 // moment of a run's start cannot take the image from under it. When the
-// image disappears while Ensure works, Ensure runs again and fetches it
-// anew, as the pull policy allows.
+// image disappears while Ensure works, or the step took so long (a slow
+// pull) that the lease may have expired, it takes a new lease and runs
+// Ensure again, which finds the image present or fetches it anew as the
+// pull policy allows.
 func ensureHeld(ctx context.Context, c *client.Client, ref, policy, snapshotter string, o *RunOptions) (*images.Image, context.Context, func(), error) {
-	l, err := c.LeasesService().Create(ctx, leases.WithRandomID(), leases.WithExpiration(runLeaseExpiry),
-		leases.WithLabels(map[string]string{LabelRunLease: strconv.Itoa(os.Getpid())}))
-	if err != nil {
-		return nil, ctx, func() {}, fmt.Errorf("creating a lease for the run: %w", err)
-	}
-	var once sync.Once
-	release := func() {
-		// The container holds its snapshot now; containerd's collector
-		// needs no synchronous delete here.
-		once.Do(func() { _ = c.LeasesService().Delete(context.WithoutCancel(ctx), l) })
-	}
-	lctx := leases.WithLease(ctx, l.ID)
-	for attempt := 1; ; attempt++ {
-		img, err := images.Ensure(lctx, c, ref, policy, snapshotter, o.Stderr)
-		if err == nil {
-			return img, lctx, release, nil
-		}
-		if attempt == ensureAttempts || !errdefs.IsNotFound(err) || errors.Is(err, images.ErrNotPresent) || ctx.Err() != nil {
-			release()
+	var lastErr error
+	for attempt := 1; attempt <= ensureAttempts; attempt++ {
+		rl, err := newRunLease(ctx, c)
+		if err != nil {
 			return nil, ctx, func() {}, err
 		}
+		release := func() { rl.release(ctx) }
+		lctx := leases.WithLease(ctx, rl.l.ID)
+		img, err := images.Ensure(lctx, c, ref, policy, snapshotter, o.Stderr)
+		if err == nil && time.Since(rl.created) < runLeaseFresh {
+			return img, lctx, release, nil
+		}
+		release()
+		if err == nil {
+			// The image is here now; the next attempt holds it under a
+			// fresh lease in a moment.
+			continue
+		}
+		if !errdefs.IsNotFound(err) || errors.Is(err, images.ErrNotPresent) || ctx.Err() != nil {
+			return nil, ctx, func() {}, err
+		}
+		lastErr = err
 	}
+	if lastErr == nil {
+		lastErr = errors.New("the image step kept outlasting its lease")
+	}
+	return nil, ctx, func() {}, fmt.Errorf("getting image %q ready: %w (something removes it while the run starts: is a prune running in a loop?)", ref, lastErr)
+}
+
+// dropDeadRunLeases deletes the run leases whose sbxrun is gone (killed
+// between the image check and the container's creation) and returns how
+// many it deleted.
+func dropDeadRunLeases(ctx context.Context, c *client.Client) (int, error) {
+	ls := c.LeasesService()
+	all, err := ls.List(ctx, `labels."`+LabelRunLease+`"`)
+	if err != nil {
+		return 0, fmt.Errorf("listing leases: %w", err)
+	}
+	n := 0
+	for _, l := range all {
+		if ownerAlive(l.Labels) {
+			continue
+		}
+		if err := ls.Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
+			return n, fmt.Errorf("removing lease %q: %w", l.ID, err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -359,9 +359,13 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 		return fail(ExitFailed, err)
 	}
 	defer c.Close()
+	notRunning := fmt.Errorf("sandbox %q is not running: `sbxrun ps -a` shows its state", o.Name)
 	task, err := ctr.Task(ctx, nil)
 	if err != nil {
-		return fail(ExitFailed, fmt.Errorf("sandbox %q is not running: `sbxrun ps -a` shows its state", o.Name))
+		return fail(ExitFailed, notRunning)
+	}
+	if st, err := task.Status(ctx); err == nil && st.Status != client.Running && st.Status != client.Paused {
+		return fail(ExitFailed, notRunning)
 	}
 	spec, err := ctr.Spec(ctx)
 	if err != nil {
@@ -376,9 +380,6 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	}
 	if o.User != "" {
 		if err := execUser(ctx, task.Pid(), o.User, &pspec); err != nil {
-			if st, serr := task.Status(ctx); serr == nil && st.Status == client.Stopped {
-				err = fmt.Errorf("sandbox %q is not running: `sbxrun ps -a` shows its state", o.Name)
-			}
 			return fail(ExitFailed, err)
 		}
 	}
@@ -386,6 +387,7 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 		ioc cio.Creator
 		cr  *closingReader
 		in  io.Reader
+		out *pipeWatch
 		// runc reports some exec failures only after the start.
 		watch = newExecWatch()
 	)
@@ -403,7 +405,14 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 		}
 		ioc = cio.NewCreator(cio.WithStreams(in, watch.stderr(con), nil), cio.WithTerminal)
 	} else {
-		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(o.Stdout), watch.stderr(o.Stderr)))
+		// A reader that goes away (| head) ends the command, as in Run.
+		kill := func() {
+			if p := router.process(); p != nil {
+				go func() { _ = p.Kill(context.WithoutCancel(ctx), syscall.SIGKILL) }()
+			}
+		}
+		out = &pipeWatch{w: o.Stdout, onBreak: kill}
+		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(out), watch.stderr(&pipeWatch{w: o.Stderr, onBreak: kill})))
 	}
 	proc, err := task.Exec(ctx, "exec-"+randHex(6), &pspec, ioc)
 	if err != nil {
@@ -433,6 +442,9 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	code, _, _ := st.Result()
 	if err := watch.finish(code, func() string { return o.Args[0] }); err != nil {
 		return err
+	}
+	if out != nil && out.broken.Load() {
+		code = 128 + uint32(syscall.SIGPIPE)
 	}
 	if code != 0 {
 		return &ExitError{Code: int(code)}
