@@ -146,6 +146,10 @@ func parseCDISpecFd(f *os.File, path string, prio int) (*CDISpec, error) {
 	if err != nil {
 		msg := strings.ReplaceAll(err.Error(), fdPath, path)
 		msg = strings.TrimPrefix(msg, fmt.Sprintf("failed to parse CDI Spec %q: ", path))
+		// The YAML decoder lists its errors one per indented line: one
+		// line for the user, without the decoder's headings.
+		msg = strings.ReplaceAll(msg, "failed to unmarshal CDI Spec: yaml: unmarshal errors:\n", "")
+		msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 		if !strings.Contains(msg, path) {
 			msg = fmt.Sprintf("%q: %s", path, msg)
 		}

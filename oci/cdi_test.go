@@ -162,6 +162,9 @@ func TestLoadCDIRefusesUntrustedAndInvalidSpecs(t *testing.T) {
 			if strings.Contains(err.Error(), "/proc/self/fd") {
 				t.Errorf("error names the descriptor, not the file: %v", err)
 			}
+			if strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "unmarshal errors") {
+				t.Errorf("error is not one plain line: %q", err)
+			}
 		})
 	}
 }
