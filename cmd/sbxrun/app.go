@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/console"
 	"github.com/urfave/cli/v2"
 
+	"github.com/sbxrun/sbxrun/hooks"
 	"github.com/sbxrun/sbxrun/oci"
 	"github.com/sbxrun/sbxrun/runtime"
 	"github.com/sbxrun/sbxrun/runtime/systemd"
@@ -42,6 +43,7 @@ func newApp() *cli.App {
 			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(),
 			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
 			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(),
+			misplacedHookCommand(),
 		},
 	}
 }
@@ -540,6 +542,18 @@ func completionCommand() *cli.Command {
 				return nil
 			}
 			return failf("completion for %q is not available: use `sbxrun completion bash`", c.Args().First())
+		},
+	}
+}
+
+// misplacedHookCommand catches the hook entry point behind global flags
+// (`sbxrun --debug nvidia-cdi-hook ...`), which main's dispatch does not
+// see and which would otherwise be taken for an image name.
+func misplacedHookCommand() *cli.Command {
+	return &cli.Command{
+		Name: hooks.Name, Hidden: true, SkipFlagParsing: true,
+		Action: func(*cli.Context) error {
+			return failf("%s is the CDI hook entry point runc calls: run it as `sbxrun %s HOOK ...`, with nothing before it", hooks.Name, hooks.Name)
 		},
 	}
 }

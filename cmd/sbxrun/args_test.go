@@ -92,6 +92,7 @@ func TestFlagErrors(t *testing.T) {
 		{"sbxrun base -v nocolon -- true", "nocolon"},
 		{"sbxrun base --env-file /nonexistent/file -- true", "/nonexistent/file"},
 		{"sbxrun base -d -t -- true", "-d cannot be combined"},
+		{"sbxrun --debug nvidia-cdi-hook noop", "with nothing before it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args, func(t *testing.T) {
