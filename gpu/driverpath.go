@@ -14,20 +14,16 @@ import (
 // clean `env -i` could differ: on a host that keeps the driver in
 // /usr/local/nvidia and has only a /usr/bin/nvidia-smi wrapper script that
 // execs it, the latter spec mounted the wrapper alone, and nvidia-smi
-// failed in the sandbox. withDriverPath puts the driver's own bin
-// directories first in PATH while the spec is generated, so the spec
-// depends on the host's driver, not on the caller's environment.
+// failed in the sandbox. withDriverPath sets PATH, while the spec is
+// generated, to the driver's own bin directories followed by the standard
+// system ones, so the spec depends on the host's driver, not on the
+// caller's environment (a ~/bin in root's PATH must not put a user's file
+// into every GPU sandbox). PATH is the process's: Generate must not run
+// concurrently with anything that reads it (sbxrun generates before it
+// starts any goroutine that execs).
 func withDriverPath(driverRoot string) (restore func()) {
-	dirs := driverBinDirs(driverRoot)
-	if len(dirs) == 0 {
-		return func() {}
-	}
 	old, had := os.LookupEnv("PATH")
-	path := strings.Join(dirs, ":")
-	if old != "" {
-		path += ":" + old
-	}
-	_ = os.Setenv("PATH", path)
+	_ = os.Setenv("PATH", strings.Join(append(driverBinDirs(driverRoot), systemPath...), ":"))
 	return func() {
 		if had {
 			_ = os.Setenv("PATH", old)
@@ -37,18 +33,19 @@ func withDriverPath(driverRoot string) (restore func()) {
 	}
 }
 
+// systemPath are the standard directories after the driver's own.
+var systemPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
 // driverBinDirs are the bin directories beside the driver's libnvidia-ml
-// (DIR/lib64/libnvidia-ml.so.1 -> DIR/bin) and those of the usual driver
-// roots that hold nvidia-smi.
+// (DIR/lib64/libnvidia-ml.so.1 -> DIR/bin) and those of a driver root
+// other than /, when they hold nvidia-smi.
 func driverBinDirs(driverRoot string) []string {
 	var candidates []string
 	if lib := nvmlPath(driverRoot); lib != "" {
 		candidates = append(candidates, filepath.Join(filepath.Dir(filepath.Dir(lib)), "bin"))
 	}
-	for _, r := range append([]string{driverRoot}, alternateRoots...) {
-		if r != "" && r != "/" {
-			candidates = append(candidates, filepath.Join(r, "bin"), filepath.Join(r, "usr", "bin"))
-		}
+	if driverRoot != "" && driverRoot != "/" {
+		candidates = append(candidates, filepath.Join(driverRoot, "bin"), filepath.Join(driverRoot, "usr", "bin"))
 	}
 	var dirs []string
 	for _, d := range candidates {

@@ -27,8 +27,9 @@ func TestParseLdconfigNVML(t *testing.T) {
 }
 
 // TestWithDriverPath: a driver kept like /usr/local/nvidia (lib64 and bin)
-// puts its bin directory first in PATH while a spec is generated, whatever
-// the caller's PATH, and the caller's PATH comes back afterwards.
+// puts its bin directory first in PATH while a spec is generated, the
+// system directories after it and nothing of the caller's PATH, which comes
+// back afterwards.
 func TestWithDriverPath(t *testing.T) {
 	root := t.TempDir()
 	for _, d := range []string{"lib64", "bin"} {
@@ -49,13 +50,38 @@ func TestWithDriverPath(t *testing.T) {
 	if got := driverBinDirs(root); !slices.Equal(got, []string{want}) {
 		t.Fatalf("driverBinDirs = %q, want [%s]", got, want)
 	}
-	t.Setenv("PATH", "/usr/bin:/bin")
+	// A caller's PATH (here a user's bin directory in root's PATH) plays no
+	// part: the driver's directory, then the system's.
+	t.Setenv("PATH", "/home/someone/bin:/usr/bin:/bin")
 	restore := withDriverPath(root)
-	if p := os.Getenv("PATH"); !strings.HasPrefix(p, want+":") || !strings.HasSuffix(p, ":/usr/bin:/bin") {
-		t.Errorf("PATH while generating = %q, want %s first and the caller's after", p, want)
+	if p, w := os.Getenv("PATH"), want+":"+strings.Join(systemPath, ":"); p != w {
+		t.Errorf("PATH while generating = %q, want %q", p, w)
 	}
 	restore()
-	if p := os.Getenv("PATH"); p != "/usr/bin:/bin" {
+	if p := os.Getenv("PATH"); p != "/home/someone/bin:/usr/bin:/bin" {
 		t.Errorf("PATH after = %q, want the caller's back", p)
+	}
+}
+
+// TestDefaultsFindTheDriverRoot: without --driver-root, a driver that only
+// lives under one of the usual other roots (the dynamic loader does not know
+// it) is found there, so nothing has to remember the root across reboots.
+func TestDefaultsFindTheDriverRoot(t *testing.T) {
+	root := fakeDriverRoot(t, mockVersion)
+	old, oldSystem := alternateRoots, systemNVML
+	t.Cleanup(func() { alternateRoots, systemNVML = old, oldSystem })
+	systemNVML = func() string { return "" } // as on a host whose loader does not know the driver
+	alternateRoots = []string{filepath.Join(t.TempDir(), "none"), root}
+	o := Options{HookPath: hookBinary(t)}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if o.DriverRoot != root {
+		t.Errorf("driver root = %q, want %q, the root that holds libnvidia-ml.so.1", o.DriverRoot, root)
+	}
+	// A mock NVML (tests) or a given root is taken as it is.
+	o = Options{HookPath: hookBinary(t), NVML: dgx(mockVersion)}
+	if err := o.defaults(); err != nil || o.DriverRoot != "/" {
+		t.Errorf("with a mock NVML: driver root %q, %v; want /", o.DriverRoot, err)
 	}
 }

@@ -163,18 +163,32 @@ func Refresh(reg *oci.CDIRegistry, names []string, o RefreshOptions) (*oci.CDIRe
 		if root := s.Annotations[AnnotationDriverRoot]; root != "" && g.DriverRoot == "" {
 			g.DriverRoot = root
 		}
-		if g.HookPath == "" {
-			// Keep the hook binary the spec was set up with while it is
+		if g.HookPath == "" && ours {
+			// Keep the hook binary sbxrun set the spec up with while it is
 			// still there: the sbxrun that happens to run now may be a
-			// temporary build.
+			// temporary build. Another tool's hook binary may not know the
+			// hooks this sbxrun's generator names: those get this one.
 			g.HookPath = specHookPath(s.Spec.Spec)
 		}
 		fix := fmt.Sprintf("run `sudo sbxrun gpu setup --output %s`", s.Path)
 		if g.DriverRoot != "" && g.DriverRoot != "/" {
 			fix = fmt.Sprintf("run `sudo sbxrun gpu setup --driver-root %s --output %s`", g.DriverRoot, s.Path)
 		}
-		if ours && o.Rewrite {
-			_, err := Setup(g)
+		raw, err := Generate(g)
+		if err != nil {
+			return reg, notes, fmt.Errorf("CDI spec %q is stale (%s) and generating a fresh one failed (%v): %s", s.Path, why, err, fix)
+		}
+		write := ours && o.Rewrite
+		if hook := specHookPath(raw); write && hook != "" {
+			// Other CDI runtimes would run the hook of a rewritten file as
+			// root without asking: write only one that runs would accept.
+			if _, herr := oci.CheckHookPath(hook, "", reg.Trusted()); herr != nil {
+				write = false
+				fix = fmt.Sprintf("not rewritten: %v", herr)
+			}
+		}
+		if write {
+			err := writeSpec(s.Path, raw)
 			if err == nil {
 				fresh, err := oci.LoadCDI(reg.Dirs(), reg.Trusted())
 				if err != nil {
@@ -185,19 +199,19 @@ func Refresh(reg *oci.CDIRegistry, names []string, o RefreshOptions) (*oci.CDIRe
 				continue
 			}
 			if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
-				return reg, notes, fmt.Errorf("CDI spec %q is stale (%s) and regenerating it failed: %w", s.Path, why, err)
+				return reg, notes, fmt.Errorf("CDI spec %q is stale (%s) and rewriting it failed: %w", s.Path, why, err)
 			}
 			// A read-only /etc, or a file root may not write: this run
-			// gets the spec in memory, as a user does.
-		}
-		raw, err := Generate(g)
-		if err != nil {
-			return reg, notes, fmt.Errorf("CDI spec %q is stale (%s) and generating a fresh one failed (%v): %s", s.Path, why, err, fix)
+			// gets the spec in memory, as a user does, and the note says
+			// that rerunning setup on the same file will not help.
+			fix = fmt.Sprintf("the file cannot be written (%v): make it writable and run `sudo sbxrun gpu setup --output %s`, or write one elsewhere with `sudo sbxrun gpu setup --output FILE` and name its directory with --cdi-spec-dir", errors.Unwrap(err), s.Path)
+		} else if !strings.HasPrefix(fix, "not rewritten") {
+			fix += " to update the file"
 		}
 		if err := reg.Replace(s.Path, raw); err != nil {
 			return reg, notes, fmt.Errorf("CDI spec %q is stale (%s): %w: %s", s.Path, why, err, fix)
 		}
-		notes = append(notes, fmt.Sprintf("the CDI spec %s is stale (%s); using one generated in memory for this run (%s to update the file)", s.Path, why, fix))
+		notes = append(notes, fmt.Sprintf("the CDI spec %s is stale (%s); using one generated in memory for this run (%s)", s.Path, why, fix))
 	}
 	return reg, notes, nil
 }

@@ -66,6 +66,17 @@ func (o *Options) defaults() error {
 	}
 	if o.DriverRoot == "" {
 		o.DriverRoot = "/"
+		// A host whose driver lives only under /run/nvidia/driver or
+		// /usr/local/nvidia, unknown to the dynamic loader, needs no
+		// --driver-root: after a reboot nothing remembers one.
+		if o.NVML == nil && systemNVML() == "" {
+			for _, alt := range alternateRoots {
+				if _, err := findNVML(alt); err == nil {
+					o.DriverRoot = alt
+					break
+				}
+			}
+		}
 	}
 	if !filepath.IsAbs(o.DriverRoot) {
 		return fmt.Errorf("--driver-root %q is not an absolute path: give one such as /usr/local/nvidia", o.DriverRoot)
@@ -119,6 +130,8 @@ type Result struct {
 	DriverVersion string
 	// HookPath is the binary the spec's hooks run.
 	HookPath string
+	// DriverRoot is the driver root it was generated with.
+	DriverRoot string
 	// Took is how long generating and writing took.
 	Took time.Duration
 }
@@ -138,7 +151,7 @@ func Setup(o Options) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Path: o.Output, Devices: deviceNames(raw), DriverVersion: raw.Annotations[AnnotationDriverVersion],
-		HookPath: o.HookPath, Took: time.Since(start)}, nil
+		HookPath: o.HookPath, DriverRoot: o.DriverRoot, Took: time.Since(start)}, nil
 }
 
 // deviceNames lists a spec's device names, "all" first, then indices in
@@ -323,13 +336,17 @@ func noDriver(driverRoot string) error {
 	if driverRoot == "/" {
 		for _, alt := range alternateRoots {
 			if _, err := findNVML(alt); err == nil {
-				return fmt.Errorf("no NVIDIA driver under /, but one is under %s: run `sbxrun gpu setup --driver-root %s`", alt, alt)
+				return fmt.Errorf("no NVIDIA driver under /, but one is under %s: run `sudo sbxrun gpu setup --driver-root %s`", alt, alt)
 			}
 		}
 		return errors.New("no NVIDIA driver found (libnvidia-ml.so.1 is not installed): install the driver, or give its location with --driver-root")
 	}
 	return fmt.Errorf("no NVIDIA driver under %q (no libnvidia-ml.so.1 there): give the directory the driver is installed under with --driver-root", driverRoot)
 }
+
+// systemNVML is where the dynamic loader finds libnvidia-ml.so.1 ("" for
+// nowhere); tests replace it.
+var systemNVML = func() string { return nvmlPath("/") }
 
 // alternateRoots are where some GPU hosts keep the driver.
 var alternateRoots = []string{"/usr/local/nvidia", "/run/nvidia/driver"}

@@ -1,12 +1,8 @@
 package gpu
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-
-	"tags.cncf.io/container-device-interface/pkg/cdi"
 
 	"github.com/sbxrun/sbxrun/oci"
 )
@@ -68,63 +64,43 @@ func SetupIfStale(o IfStaleOptions) ([]IfStaleResult, error) {
 	return results, nil
 }
 
-// GeneratedSpecs lists the trusted spec files in dirs (not their
-// subdirectories, as CDI reads them) that sbxrun generated for NVIDIA GPUs.
+// GeneratedSpecs lists the spec files in dirs that sbxrun generated for
+// NVIDIA GPUs and that a run would trust: they come from oci.LoadCDI, which
+// checks each directory and reads exactly the file it checked.
 func GeneratedSpecs(dirs []string) []string {
 	var out []string
-	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			ext := filepath.Ext(e.Name())
-			if !e.Type().IsRegular() || (ext != ".yaml" && ext != ".json") {
-				continue
-			}
-			p := filepath.Join(dir, e.Name())
-			if recordedGenerator(p) == "sbxrun" && !slices.Contains(out, p) {
-				out = append(out, p)
-			}
+	for _, s := range trustedSpecs(dirs) {
+		if s.GetVendor()+"/"+s.GetClass() == Kind && s.Annotations[AnnotationGenerator] == "sbxrun" && !slices.Contains(out, s.Path) {
+			out = append(out, s.Path)
 		}
 	}
 	return out
 }
 
-// recordedDriverRoot is the driver root a trusted sbxrun spec at path was
-// generated with; "" when it does not say or is not trusted (a file others
-// can write must not choose what root mounts into sandboxes).
+// recordedDriverRoot is the driver root the spec at path was generated
+// with; "" when it does not say or a run would not trust it (a file, or a
+// directory, others can write must not choose the NVML library root loads).
 func recordedDriverRoot(path string) string {
-	s := trustedSpec(path)
-	if s == nil {
-		return ""
+	for _, s := range trustedSpecs([]string{filepath.Dir(path)}) {
+		if s.Path == path {
+			return s.Annotations[AnnotationDriverRoot]
+		}
 	}
-	return s.Annotations[AnnotationDriverRoot]
+	return ""
 }
 
-// recordedGenerator is the generator annotation of a trusted NVIDIA spec at
-// path; "" for any other file.
-func recordedGenerator(path string) string {
-	s := trustedSpec(path)
-	if s == nil || !strings.HasPrefix(s.Kind, "nvidia.com/") {
-		return ""
+// trustedSpecs are the specs of dirs a run would load.
+func trustedSpecs(dirs []string) []*oci.CDISpec {
+	var out []*oci.CDISpec
+	for _, dir := range dirs {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		reg, err := oci.LoadCDI([]string{dir}, oci.TrustedUIDs())
+		if err != nil {
+			continue
+		}
+		out = append(out, reg.Specs()...)
 	}
-	return s.Annotations[AnnotationGenerator]
-}
-
-// trustedSpec reads the spec at path when it is a regular file sbxrun
-// trusts (owner, mode) and parses; nil otherwise.
-func trustedSpec(path string) *cdi.Spec {
-	fi, err := os.Lstat(path)
-	if err != nil || !fi.Mode().IsRegular() {
-		return nil
-	}
-	if oci.CheckTrustedFile("CDI spec", path, fi, oci.TrustedUIDs()) != nil {
-		return nil
-	}
-	s, err := cdi.ReadSpec(path, 0)
-	if err != nil {
-		return nil
-	}
-	return s
+	return out
 }

@@ -84,3 +84,31 @@ func TestSetupIfStaleRefreshesSpecsWhereTheyAre(t *testing.T) {
 		t.Error("a missing directory lists specs")
 	}
 }
+
+// TestSetupIfStaleTrustsDirectoriesAsRunsDo: a spec in a directory others
+// can write is not sbxrun's to refresh, and its recorded driver root (which
+// decides the NVML library root loads) is ignored.
+func TestSetupIfStaleTrustsDirectoriesAsRunsDo(t *testing.T) {
+	root := fakeDriverRoot(t, mockVersion)
+	dir := t.TempDir()
+	raw, err := Generate(Options{NVML: dgx(mockVersion), DriverRoot: root, HookPath: hookBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "nvidia.yaml")
+	if err := writeSpec(p, raw); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordedDriverRoot(p); got != root {
+		t.Fatalf("recordedDriverRoot in a trusted directory = %q, want %q", got, root)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if got := GeneratedSpecs([]string{dir}); len(got) != 0 {
+		t.Errorf("GeneratedSpecs lists %q from a world-writable directory", got)
+	}
+	if got := recordedDriverRoot(p); got != "" {
+		t.Errorf("recordedDriverRoot from a world-writable directory = %q, want none", got)
+	}
+}

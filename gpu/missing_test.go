@@ -42,6 +42,17 @@ func TestGenerateMissing(t *testing.T) {
 		{"no spec, root with other spec dirs: in memory, nothing written", func(t *testing.T) string { return t.TempDir() }, true, true, true},
 		{"a spec exists: nothing to do", func(t *testing.T) string { return withSpec(t, 0o644) }, true, true, false},
 		{"a refused NVIDIA spec: its refusal is the message", func(t *testing.T) string { return withSpec(t, 0o666) }, true, true, false},
+		{"two specs defining the same devices: not missing (the conflict is the message)", func(t *testing.T) string {
+			dir := withSpec(t, 0o644)
+			b, err := os.ReadFile(filepath.Join(dir, "nvidia.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "copy.yaml"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, true, true, false},
 		{"no driver loaded: nothing to generate", func(t *testing.T) string { return t.TempDir() }, false, true, false},
 	}
 	for _, tt := range tests {

@@ -91,6 +91,9 @@ func (r *Resolved) gpuRequest() (req *gpu.Request, optional bool, err error) {
 // fix. Optional GPUs that are unavailable leave the sandbox without GPUs
 // after one warning line.
 func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
+	if !res.wantsCDI() {
+		return nil
+	}
 	req, optional, err := res.gpuRequest()
 	if err != nil {
 		return badConfigf("%w", err)
@@ -109,9 +112,10 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	if err != nil {
 		return err
 	}
-	// Inside RootlessKit's namespace sbxrun is uid 0 but may not write the
-	// host's spec files: it regenerates them in memory, as a user does.
-	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0 && !InRootlessNamespace()}
+	// Only root in the host's user namespace writes the host's spec files
+	// (inside RootlessKit's namespace, or any other, sbxrun is uid 0 but
+	// may not), and only for a run: `sbxrun spec` and unit generation read.
+	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0 && !InRootlessNamespace() && !inUserNamespace() && !o.readOnlyHost}
 	say := func(notes []string) {
 		for _, n := range notes {
 			o.notef("%s", n)
@@ -120,7 +124,8 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	// No spec for NVIDIA GPUs yet (/var/run/cdi is emptied at boot) but a
 	// driver is loaded: generate one, as `sbxrun gpu setup` would.
 	var genErr error
-	if req != nil || slices.ContainsFunc(devices, func(d string) bool { return strings.HasPrefix(d, gpu.Kind+"=") }) {
+	nvidiaDevice := slices.ContainsFunc(devices, func(d string) bool { return strings.HasPrefix(d, gpu.Kind+"=") })
+	if req != nil || nvidiaDevice {
 		var note string
 		reg, note, genErr = gpu.GenerateMissing(reg, refresh)
 		if note != "" {
@@ -129,7 +134,7 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	}
 
 	if len(devices) > 0 {
-		if genErr != nil {
+		if genErr != nil && nvidiaDevice {
 			return fmt.Errorf("--device: %w", genErr)
 		}
 		var notes []string
@@ -195,4 +200,21 @@ func withFix(err error, reg *oci.CDIRegistry) error {
 		return fmt.Errorf("%w, and no NVIDIA driver is loaded on this host: install or load it (modprobe nvidia; nvidia-smi tells whether it works)", err)
 	}
 	return fmt.Errorf("%w: run `sudo sbxrun gpu setup` to generate it (or name the directory that holds it with --cdi-spec-dir)", err)
+}
+
+// inUserNamespace reports whether this process runs in a user namespace
+// that does not map the whole id range (uid 0 there is not the host's).
+func inUserNamespace() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}
+
+// wantsCDI reports whether the profile asks for any CDI device: GPUs (even
+// a request that fails to parse, which cdiDevices reports) or devices.
+func (r *Resolved) wantsCDI() bool {
+	return len(r.Profile.Devices) > 0 || (r.Profile.GPUs != nil && strings.TrimSpace(*r.Profile.GPUs) != "none")
 }

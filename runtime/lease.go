@@ -94,7 +94,7 @@ func ensureHeld(ctx context.Context, c *client.Client, ref, policy, snapshotter 
 		lastErr = err
 	}
 	if lastErr == nil {
-		lastErr = errors.New("the image step kept outlasting its lease")
+		return nil, ctx, func() {}, fmt.Errorf("getting image %q ready took longer than %v %d times: run `sbxrun pull %s` first, then the run", ref, runLeaseFresh, ensureAttempts, ref)
 	}
 	return nil, ctx, func() {}, fmt.Errorf("getting image %q ready: %w (something removes it while the run starts: is a prune running in a loop?)", ref, lastErr)
 }

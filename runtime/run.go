@@ -85,6 +85,10 @@ type RunOptions struct {
 
 	consoleSize *console.WinSize
 	notes       []string
+	// readOnlyHost keeps validation from writing the host's CDI spec
+	// files (`sbxrun spec`, unit generation): stale or missing specs are
+	// generated in memory only.
+	readOnlyHost bool
 }
 
 // prepared is a run resolved and validated, before containerd is involved.
@@ -177,8 +181,16 @@ func (o *RunOptions) validate() (*prepared, error) {
 	sb.Terminal = o.TTY && !o.Detach
 	sb.ProtectedPaths = append(sb.ProtectedPaths, strings.TrimPrefix(ResolveAddress(o.Address), "unix://"))
 	applyCgroupFacts(sb)
-	if err := o.cdiDevices(res, sb); err != nil {
-		return nil, err
+	if res.wantsCDI() {
+		// Everything else is checked before CDI devices are resolved,
+		// which as root may write the host's spec (a missing or stale
+		// one): bad input must not get that far.
+		if err := withoutMounts(sb, create).Validate(); err != nil {
+			return nil, err
+		}
+		if err := o.cdiDevices(res, sb); err != nil {
+			return nil, err
+		}
 	}
 	p := &prepared{res: res, sb: sb, profile: profile}
 	if p.image, err = res.ImageRef(); err != nil {
@@ -366,6 +378,7 @@ func (o *RunOptions) labels(p *prepared) map[string]string {
 
 // Spec writes the OCI config.json that Run would use for o.
 func Spec(ctx context.Context, o *RunOptions, w io.Writer) error {
+	o.readOnlyHost = true
 	p, err := o.prepare()
 	if err != nil {
 		return withCode(ExitFailed, err)

@@ -40,6 +40,7 @@ type ServiceFacts struct {
 func (o *RunOptions) ServiceFacts() (*ServiceFacts, error) {
 	// A unit is not a run: what a run would warn about (optional GPUs this
 	// host lacks, a CDI spec it refreshed) is not the generator's to say.
+	o.readOnlyHost = true
 	p, err := o.validate()
 	o.notes = nil
 	if err != nil {

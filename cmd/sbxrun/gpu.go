@@ -90,8 +90,12 @@ func gpuSetup(c *cli.Context) error {
 
 // printSetup reports a spec gpu setup wrote.
 func printSetup(res *gpu.Result) {
+	driver := res.DriverVersion
+	if res.DriverRoot != "" && res.DriverRoot != "/" {
+		driver += " under " + res.DriverRoot
+	}
 	fmt.Printf("wrote %s: %s devices %s; driver %s; hooks run %s as %s (%.0f ms)\n", res.Path, gpu.Kind,
-		strings.Join(res.Devices, ", "), res.DriverVersion, res.HookPath, hooks.Name, float64(res.Took.Microseconds())/1000)
+		strings.Join(res.Devices, ", "), driver, res.HookPath, hooks.Name, float64(res.Took.Microseconds())/1000)
 	if err := gpu.CheckSpecHook(res.HookPath, res.Path, oci.TrustedUIDs()); err != nil {
 		fmt.Fprintf(os.Stderr, "sbxrun: warning: GPU sandboxes will refuse this spec's hooks: %v\n", err)
 	}
