@@ -12,10 +12,16 @@
 #
 # The host needs only the driver (plus util-linux's setpriv and nsenter and
 # shadow's useradd, which every distribution has); everything else comes in
-# PACK (hack/gpu-pack.sh). The log is gpu-check-rootless.log in $OUT or the
-# current directory. Everything it made is removed at the end: the user, its
-# home, the binaries, and the host's /var/run/cdi/nvidia.yaml is put back as
-# it was. Exit status: the number of failed checks.
+# PACK (hack/gpu-pack.sh). The log is gpu-check-rootless.log in $OUT or
+# dist/gpu-check-out/ in the repo. Exit status: the number of failed checks.
+#
+# Meant for a GPU host you may disturb briefly: while it runs, it changes
+# the host's /var/run/cdi/nvidia.yaml (writes it, makes it stale, removes
+# it), and other CDI users on the host (Docker, Podman, containerd's CRI)
+# see those changes. At the end, or on Ctrl-C or TERM, it removes what it
+# made (the user, its home and subordinate ids, the binaries) and puts the
+# spec back as it found it; a SIGKILL leaves the spec changed (`sbxrun gpu
+# setup` rewrites it) and the user behind (`userdel -r sbxrun-gpu`).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,31 +51,36 @@ user=sbxrun-gpu
 D=$(mktemp -d /opt/sbxrun-gpu-rootless.XXXXXX)
 chmod 0755 "$D"
 errfile=$D/stderr
-spec=/var/run/cdi/nvidia.yaml
-had_spec=
-if [[ -e $spec ]]; then
-	cp -a "$spec" "$D/nvidia.yaml.orig" && had_spec=1
-fi
+save_spec "$D" || {
+	echo "gpu-check-rootless: cannot keep a copy of $spec" >&2
+	rm -rf "$D"
+	exit 125
+}
+# The subordinate id files this check makes (where the host has none), and
+# shadow's backups of them (FILE-), go at the end once the file is empty again.
+made_ids=()
+for f in /etc/sub{u,g}id{,-}; do [[ -e $f ]] || made_ids+=("$f"); done
 installed=()
-made_user=
-# shellcheck disable=SC2317 # called by the trap
+made_user='' finished=''
+# shellcheck disable=SC2317 # called by the traps
 cleanup() {
+	trap '' INT TERM # a second Ctrl-C must not cut the cleanup short
 	if [[ -n $made_user ]]; then
 		as_user rootless stop >/dev/null 2>&1
 		pkill -KILL -u "$user" 2>/dev/null
 		sleep 0.5
 		userdel -r "$user" >/dev/null 2>&1
-		sed -i "/^$user:/d" /etc/subuid /etc/subgid
+		sed -i "/^$user:/d" /etc/subuid /etc/subgid 2>/dev/null
 	fi
+	for f in "${made_ids[@]}"; do [[ -s ${f%-} ]] || rm -f "$f"; done
 	for f in "${installed[@]}"; do rm -f "$f"; done
-	if [[ -n $had_spec ]]; then
-		cp -a "$D/nvidia.yaml.orig" "$spec"
-	else
-		rm -f "$spec"
-	fi
+	restore_spec
 	rm -rf "$D"
+	[[ -n $finished ]] || echo "gpu-check-rootless: stopped before the end, cleaned up; log $log"
 }
 trap cleanup EXIT
+# Ctrl-C: stop after the current command (TERM stops at once; both clean up).
+trap 'exit 130' INT
 
 step "host"
 echo "date:   $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -94,14 +105,29 @@ if id "$user" >/dev/null 2>&1; then
 	echo "gpu-check-rootless: user $user exists already: remove it (userdel -r $user) or run on a fresh host" >&2
 	exit 125
 fi
-useradd --create-home --shell /bin/sh "$user" && made_user=1
-usermod --add-subuids 400000-465535 --add-subgids 400000-465535 "$user"
+useradd --create-home --shell /bin/sh "$user" || {
+	echo "gpu-check-rootless: useradd $user failed (see above): nothing to check without the user" >&2
+	exit 125
+}
+made_user=1
+# 65536 subordinate ids from 400000 up, clear of every range the host (or
+# useradd, just now) gave out. usermod needs the files to exist.
+ids=400000
+while { cat /etc/subuid /etc/subgid 2>/dev/null || true; } |
+	awk -F: -v s="$ids" '$2 < s + 65536 && $2 + $3 > s {hit = 1} END {exit !hit}'; do
+	ids=$((ids + 65536))
+done
+for f in /etc/subuid /etc/subgid; do [[ -e $f ]] || : >"$f"; done
+usermod --add-subuids "$ids-$((ids + 65535))" --add-subgids "$ids-$((ids + 65535))" "$user" || {
+	echo "gpu-check-rootless: usermod --add-subuids failed (see above)" >&2
+	exit 125
+}
 uid=$(id -u "$user")
 gid=$(id -g "$user")
 home=$(getent passwd "$user" | cut -d: -f6)
 xdg=$D/run
 mkdir -m 0700 "$xdg" && chown "$uid:$gid" "$xdg"
-echo "uid $uid, home $home, XDG_RUNTIME_DIR $xdg"
+echo "uid $uid, home $home, XDG_RUNTIME_DIR $xdg, subordinate ids $ids-$((ids + 65535))"
 
 # shellcheck disable=SC2317 # called through capture
 # as_user ARGS...: sbxrun as the user, in its home, with a clean environment.
@@ -153,18 +179,35 @@ sed -i 's/^\(  *sbxrun.driver-version: \).*/\11.0.0/' "$spec"
 run_user "stale" run --pull never --gpus all "$IMG" -- nvidia-smi -L
 [[ $rc -eq 0 && $err == *"generated in memory"* && $out == *"GPU 0"* ]]
 ok "a stale spec: the run uses one generated in memory" "rootless stale spec: exit $rc"
-grep -q 'sbxrun.driver-version: 1.0.0' "$spec"
-ok "the user left the host's spec file alone" "the host's spec was rewritten by the user"
+# The same stale spec, but one the user could rewrite: their own file in
+# their own directory (uid 0 in the rootless namespace, where the run
+# decides). Only sbxrun's rule, no rewrite inside the rootless namespace,
+# keeps it: a rewrite would say "regenerated" and change the file's mtime.
+us=$D/user-cdi
+mkdir -m 0755 "$us" && cp "$spec" "$us/nvidia.yaml" && chown -R "$uid:$gid" "$us"
+mtime=$(stat -c %y "$us/nvidia.yaml" 2>/dev/null)
+run_user "user's stale spec" --cdi-spec-dir "$us" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+[[ $rc -eq 0 && $err == *"generated in memory"* && $err != *regenerated* && $out == *"GPU 0"* &&
+	-n $mtime && $(stat -c %y "$us/nvidia.yaml") == "$mtime" ]]
+ok "a stale spec the user may write: not rewritten inside the rootless namespace, one generated in memory" \
+	"a stale spec the user may write: exit $rc, mtime ${mtime:-(no spec to copy)} -> $(stat -c %y "$us/nvidia.yaml" 2>/dev/null)"
 rm -f "$spec"
 run_user "missing" run --pull never --gpus all "$IMG" -- nvidia-smi -L
 [[ $rc -eq 0 && $err == *"generated in memory"* && $out == *"GPU 0"* && ! -e $spec ]]
 ok "no spec: the run uses one generated in memory" "rootless missing spec: exit $rc"
+
+step "left behind"
+run_user "ps" ps -a
+left=$(tail -n +2 <<<"$out")
+[[ $rc -eq 0 && -z $left ]]
+ok "no sandbox left" "ps -a: exit $rc, sandboxes left: $left"
 
 step "stop"
 run_user "stop" rootless stop
 [[ $rc -eq 0 ]]
 ok "rootless stop" "rootless stop: exit $rc"
 
+finished=1
 echo
 echo "gpu-check-rootless: $fails failure(s); log $log"
 exit "$fails"

@@ -13,10 +13,17 @@
 #   a stale spec (driver version, missing file) that a run regenerates
 #   an OOM kill under --memory, the sandbox's confinement, timings
 #
+# Meant for a GPU host you may disturb briefly: while it runs, it changes
+# the host's /var/run/cdi/nvidia.yaml (writes it, makes it stale, removes
+# it), and other CDI users on the host (Docker, Podman, containerd's CRI)
+# see those changes. At the end, or on Ctrl-C or TERM, it removes its
+# sandboxes, containerd and shims and puts the spec back as it found it; a
+# SIGKILL leaves the spec changed (`sbxrun gpu setup` rewrites it).
+#
 # Everything goes to one log, gpu-check.log in $OUT (the device runner's
-# output folder) or the current directory, next to the generated CDI spec
-# and the config.json of a GPU sandbox. Exit status: the number of failed
-# checks (0: all passed).
+# output folder) or dist/gpu-check-out/ in the repo, next to the generated
+# CDI spec and the config.json of a GPU sandbox. Exit status: the number of
+# failed checks (0: all passed).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,31 +50,49 @@ run_sb() {
 
 W=$(mktemp -d /tmp/sbxrun-gpu-check.XXXXXX)
 errfile=$W/stderr
-ctd_pid=
+ctd_pid='' finished=''
 # The check writes the host's /var/run/cdi/nvidia.yaml (what `sbxrun gpu
 # setup` writes): whatever was there before is put back at the end.
-spec=/var/run/cdi/nvidia.yaml
-had_spec=
-if [[ -e $spec ]]; then
-	cp -a "$spec" "$W/nvidia.yaml.orig" && had_spec=1
-fi
+save_spec "$W" || {
+	echo "gpu-check: cannot keep a copy of $spec" >&2
+	rm -rf "$W"
+	exit 125
+}
 marker=/tmp/sbxrun-preload-marker
 rm -f "$marker"
-# shellcheck disable=SC2317 # called by the trap
+# shellcheck disable=SC2317 # called by the traps
 cleanup() {
+	trap '' INT TERM # a second Ctrl-C must not cut the cleanup short
 	if [[ -n $ctd_pid ]]; then
+		# An interrupted run leaves its sandbox running: remove them all (from
+		# this run's containerd only), stop containerd, then kill any shim of
+		# this run that outlived it (its -address is under $W), the sandbox
+		# init processes it holds, and remove its socket (containerd 1.6 names
+		# it /run/containerd/s/sha256(ADDRESS/NAMESPACE/ID)).
+		local sock=$W/ctd/containerd.sock p av i ns id
+		timeout 20 "$SBXRUN" --address "$sock" ps -a 2>/dev/null | awk 'NR > 1 {print $1}' |
+			xargs -r timeout 60 "$SBXRUN" --address "$sock" rm -f >/dev/null 2>&1
 		kill "$ctd_pid" 2>/dev/null
 		wait "$ctd_pid" 2>/dev/null
+		for p in /proc/[0-9]*; do
+			mapfile -d '' -t av <"$p/cmdline" || continue
+			[[ ${av[0]:-} == *containerd-shim-runc-v2 && " ${av[*]} " == *" -address $sock "* ]] || continue
+			pkill -KILL -P "${p#/proc/}"
+			kill -KILL "${p#/proc/}"
+			for i in "${!av[@]}"; do
+				case ${av[i]} in -namespace) ns=${av[i + 1]:-} ;; -id) id=${av[i + 1]:-} ;; esac
+			done
+			rm -f "/run/containerd/s/$(printf %s "$sock/$ns/$id" | sha256sum | cut -d' ' -f1)"
+		done 2>/dev/null
 	fi
 	grep -o " $W/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-	if [[ -n $had_spec ]]; then
-		cp -a "$W/nvidia.yaml.orig" "$spec"
-	else
-		rm -f "$spec"
-	fi
+	restore_spec
 	rm -rf "$W" "$marker"
+	[[ -n $finished ]] || echo "gpu-check: stopped before the end, cleaned up; log $log"
 }
 trap cleanup EXIT
+# Ctrl-C: stop after the current command (TERM stops at once; both clean up).
+trap 'exit 130' INT
 
 step "host"
 echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -115,7 +140,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$W/ctd/containerd.sock.ttrpc"
 EOF
 t0=$(now_ms)
-LD_LIBRARY_PATH=$B/lib containerd --config "$W/ctd/config.toml" >"$W/ctd/containerd.log" 2>&1 &
+# In a session of its own: a Ctrl-C (or a TERM to the script's process
+# group) must leave it to the cleanup, which removes the sandboxes through it.
+LD_LIBRARY_PATH=$B/lib setsid containerd --config "$W/ctd/config.toml" >"$W/ctd/containerd.log" 2>&1 &
 ctd_pid=$!
 for _ in $(seq 100); do
 	[[ -S $W/ctd/containerd.sock ]] && break
@@ -189,7 +216,11 @@ gpu_check "model-dev --gpus all" "$host_gpus" model-dev --pull never --gpus all 
 gpu_check "--gpus all" "$host_gpus" run --pull never --gpus all "$IMG" -- nvidia-smi -L
 gpu_check "--gpus 1" 1 run --pull never --gpus 1 "$IMG" -- nvidia-smi -L
 gpu_check "--gpus device=0" 1 run --pull never --gpus device=0 "$IMG" -- nvidia-smi -L
-[[ -n $uuid ]] && gpu_check "--gpus device=UUID" 1 run --pull never --gpus "device=$uuid" "$IMG" -- nvidia-smi -L
+if [[ -n $uuid ]]; then
+	gpu_check "--gpus device=UUID" 1 run --pull never --gpus "device=$uuid" "$IMG" -- nvidia-smi -L
+else
+	fail "--gpus device=UUID: the host's nvidia-smi -L shows no GPU UUID to ask for"
+fi
 gpu_check "--device nvidia.com/gpu=0" 1 run --pull never --device nvidia.com/gpu=0 "$IMG" -- nvidia-smi -L
 gpu_check "--gpus none" 0 run --pull never --gpus none "$IMG" -- sh -c 'nvidia-smi -L 2>/dev/null; true'
 
@@ -270,15 +301,27 @@ if [[ -f $spec ]]; then
 		run_sb "stale file" run --pull never --gpus all "$IMG" -- nvidia-smi -L
 		[[ $rc -eq 0 && $err == *"regenerated the CDI spec"* && $out == *"GPU 0"* ]]
 		ok "a stale spec (missing library) is regenerated by the run" "stale file"
+	else
+		fail "stale file: $spec names no libnvidia-ml.so.VERSION to make missing"
 	fi
 	run_sb "fresh again" gpu setup --if-stale
 	[[ $out == *"up to date"* ]]
 	ok "the regenerated spec is fresh" "fresh again"
+else
+	fail "stale specs: there is no $spec to make stale (gpu setup failed)"
 fi
 
 step "a spec gone after a reboot (/var/run is emptied at boot)"
 rm -f "$spec"
-run_sb "missing spec" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+# An NVIDIA spec in /etc/cdi would serve the run, which then has nothing to
+# generate: read /var/run/cdi only.
+dirs=()
+etc_specs=$(grep -l 'nvidia.com/gpu' /etc/cdi/*.yaml /etc/cdi/*.json 2>/dev/null)
+if [[ -n $etc_specs ]]; then
+	echo "NVIDIA specs in /etc/cdi (${etc_specs//$'\n'/, }): the run reads /var/run/cdi only"
+	dirs=(--cdi-spec-dir /var/run/cdi)
+fi
+run_sb "missing spec" "${dirs[@]}" run --pull never --gpus all "$IMG" -- nvidia-smi -L
 [[ $rc -eq 0 && $err == *"generated the CDI spec"* && $out == *"GPU 0"* && -f $spec ]]
 ok "a GPU run with no spec on the host generates it" "missing spec: exit $rc"
 
@@ -301,10 +344,12 @@ run_sb "oom" run --pull never --memory 32m "$IMG" -- sh -c 'head -c 300m /dev/ze
 ok "OOM kill exits 137 with the report" "OOM: exit $rc"
 
 step "left behind"
-left=$("$SBXRUN" ps -a 2>/dev/null | tail -n +2)
-[[ -z $left ]]
-ok "no sandbox left" "sandboxes left: $left"
+run_sb "ps" ps -a
+left=$(tail -n +2 <<<"$out")
+[[ $rc -eq 0 && -z $left ]]
+ok "no sandbox left" "ps -a: exit $rc, sandboxes left: $left"
 
+finished=1
 echo
 echo "gpu-check: $fails failure(s); log $log"
 exit "$fails"

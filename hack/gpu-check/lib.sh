@@ -1,14 +1,42 @@
 # shellcheck shell=bash
 # Shared by hack/gpu-check.sh and hack/gpu-check-rootless.sh: the log,
-# PASS/FAIL lines, timing. Source it; the caller sets `set -uo pipefail`.
+# PASS/FAIL lines, timing, the host's CDI spec. Source it after setting
+# $repo; the caller sets `set -uo pipefail`.
 
-# start_log NAME: everything from here on also goes to NAME in $OUT (the
-# device runner's output folder) or the current directory ($log).
+# start_log NAME: everything from here on also goes to NAME ($log) in $OUT
+# (the device runner's output folder) or dist/gpu-check-out/ in the repo
+# (git-ignored). tee ignores INT and TERM, so that a Ctrl-C still logs the
+# cleanup.
 start_log() {
-	outdir=${OUT:-$PWD}
+	outdir=${OUT:-${repo:?}/dist/gpu-check-out}
 	mkdir -p "$outdir"
 	log=$outdir/$1
-	exec > >(tee "$log") 2>&1
+	exec > >(
+		trap '' INT TERM
+		exec tee "$log"
+	) 2>&1
+}
+
+# The host's CDI spec, as `sbxrun gpu setup` writes it. save_spec DIR keeps
+# a copy in DIR, and whether the spec and its directory existed;
+# restore_spec puts back what was there (removing the directory if
+# save_spec did not find it and it is empty now).
+spec=/var/run/cdi/nvidia.yaml
+save_spec() {
+	spec_copy=$1/nvidia.yaml.orig had_spec='' had_spec_dir=''
+	[[ -d ${spec%/*} ]] && had_spec_dir=1
+	if [[ -e $spec ]]; then
+		cp -a "$spec" "$spec_copy" || return 1
+		had_spec=1
+	fi
+}
+restore_spec() {
+	if [[ -n $had_spec ]]; then
+		cp -a "$spec_copy" "$spec"
+	else
+		rm -f "$spec"
+	fi
+	[[ -n $had_spec_dir ]] || rmdir "${spec%/*}" 2>/dev/null
 }
 
 fails=0
