@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,7 +17,15 @@ func TestBrokenPipe(t *testing.T) {
 	t.Parallel()
 	useNamespace(t, false)
 	name := nameFor(t)
-	cmd := sbxrunCmd(t, opts{}, "run", "--pull", "never", "--name", name, "base", "--", "yes")
+	endsOnBrokenPipe(t, sbxrunCmd(t, opts{}, "run", "--pull", "never", "--name", name, "base", "--", "yes"))
+	assertGone(t, name)
+}
+
+// endsOnBrokenPipe starts cmd, whose command writes "y" lines forever,
+// reads one line and closes the pipe, as `| head -1` does: cmd must end
+// with 141 (128+SIGPIPE).
+func endsOnBrokenPipe(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -34,13 +43,12 @@ func TestBrokenPipe(t *testing.T) {
 	select {
 	case err := <-done:
 		if code := exitCode(err, cmd); code != 141 {
-			t.Errorf("exit %d after the reader went away, want 141 (128+SIGPIPE)", code)
+			t.Errorf("%v: exit %d after the reader went away, want 141 (128+SIGPIPE)", cmd.Args[1:], code)
 		}
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatal("sbxrun kept running after its stdout reader went away")
+		t.Fatalf("%v kept running after its stdout reader went away", cmd.Args[1:])
 	}
-	assertGone(t, name)
 }
 
 // TestExecSignal: killing `sbxrun exec` ends the process it started in the
@@ -135,30 +143,7 @@ func TestExecBrokenPipe(t *testing.T) {
 		t.Fatalf("run -d: exit %d\n%s%s", code, out, stderr)
 	}
 	defer func() { _, _, _ = run(t, "rm", "-f", name) }()
-	cmd := sbxrunCmd(t, opts{}, "exec", name, "--", "yes")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "y\n" {
-		t.Fatalf("first line %q, %v", line, err)
-	}
-	out.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if code := exitCode(err, cmd); code != 141 {
-			t.Errorf("exec: exit %d after the reader went away, want 141 (128+SIGPIPE)", code)
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("sbxrun exec kept running after its stdout reader went away")
-	}
+	endsOnBrokenPipe(t, sbxrunCmd(t, opts{}, "exec", name, "--", "yes"))
 	// Only the sandbox's own sleep is left running in it.
 	ps, stderr, code := run(t, "exec", name, "--", "ps", "-o", "comm")
 	if code != 0 || strings.Contains(ps, "yes") {
