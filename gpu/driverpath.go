@@ -41,7 +41,11 @@ var systemPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/us
 // other than /, when they hold nvidia-smi.
 func driverBinDirs(driverRoot string) []string {
 	var candidates []string
-	if lib := nvmlPath(driverRoot); lib != "" {
+	lib := systemNVML()
+	if driverRoot != "" && driverRoot != "/" {
+		lib, _ = findNVML(driverRoot)
+	}
+	if lib != "" {
 		candidates = append(candidates, filepath.Join(filepath.Dir(filepath.Dir(lib)), "bin"))
 	}
 	if driverRoot != "" && driverRoot != "/" {
@@ -59,6 +63,7 @@ func driverBinDirs(driverRoot string) []string {
 
 // nvmlPath is where libnvidia-ml.so.1 lives: under driverRoot, or for "/"
 // wherever the dynamic loader's cache says (ldconfig -p); "" when unknown.
+// For "/" use systemNVML, which asks ldconfig once per process.
 func nvmlPath(driverRoot string) string {
 	if driverRoot != "" && driverRoot != "/" {
 		p, _ := findNVML(driverRoot)

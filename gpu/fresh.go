@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 
 	"tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispecs "tags.cncf.io/container-device-interface/specs-go"
@@ -198,7 +197,7 @@ func Refresh(reg *oci.CDIRegistry, names []string, o RefreshOptions) (*oci.CDIRe
 				notes = append(notes, fmt.Sprintf("regenerated the CDI spec %s: %s", s.Path, why))
 				continue
 			}
-			if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+			if !unwritable(err) {
 				return reg, notes, fmt.Errorf("CDI spec %q is stale (%s) and rewriting it failed: %w", s.Path, why, err)
 			}
 			// A read-only /etc, or a file root may not write: this run

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -346,7 +347,7 @@ func noDriver(driverRoot string) error {
 
 // systemNVML is where the dynamic loader finds libnvidia-ml.so.1 ("" for
 // nowhere); tests replace it.
-var systemNVML = func() string { return nvmlPath("/") }
+var systemNVML = sync.OnceValue(func() string { return nvmlPath("/") })
 
 // alternateRoots are where some GPU hosts keep the driver.
 var alternateRoots = []string{"/usr/local/nvidia", "/run/nvidia/driver"}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	cdispecs "tags.cncf.io/container-device-interface/specs-go"
@@ -95,10 +96,17 @@ func writeMissing(raw *cdispecs.Spec, trusted []uint32) (string, error) {
 	switch {
 	case err == nil:
 		return "", nil
-	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
+	case unwritable(err):
 		return fmt.Sprintf("%s could not be written: %v", DefaultSpecPath, errors.Unwrap(err)), nil
 	}
 	return "", err
+}
+
+// unwritable reports whether writing a spec failed because the file or
+// its directory may not be written (permissions, a read-only mount): then
+// a run falls back to a spec in memory.
+func unwritable(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
 }
 
 // cleanDirs are dirs, cleaned, with /var/run and /run taken as one.
@@ -107,20 +115,9 @@ func cleanDirs(dirs []string) []string {
 	for _, d := range dirs {
 		d = filepath.Clean(d)
 		out = append(out, d)
-		if rest, ok := cutDirPrefix(d, "/run"); ok {
-			out = append(out, filepath.Join("/var/run", rest))
+		if d == "/run" || strings.HasPrefix(d, "/run/") {
+			out = append(out, "/var"+d)
 		}
 	}
 	return out
-}
-
-// cutDirPrefix reports whether dir is prefix or lies under it, and the rest.
-func cutDirPrefix(dir, prefix string) (string, bool) {
-	if dir == prefix {
-		return "", true
-	}
-	if len(dir) > len(prefix) && dir[:len(prefix)] == prefix && dir[len(prefix)] == '/' {
-		return dir[len(prefix)+1:], true
-	}
-	return "", false
 }

@@ -78,14 +78,22 @@ func TrustedUIDs() []uint32 {
 	return uids
 }
 
+// InUserNamespace reports whether this process runs in a user namespace
+// that does not map the whole id range: its uid 0 is not the host's root,
+// and files of unmapped owners show as the overflow uid.
+func InUserNamespace() bool {
+	m, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(m))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}
+
 // overflowUID returns the kernel's overflow uid when this process runs in
 // a user namespace that does not map the whole id range.
 func overflowUID() (uint32, bool) {
-	m, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return 0, false
-	}
-	if f := strings.Fields(string(m)); len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295" {
+	if !InUserNamespace() {
 		return 0, false
 	}
 	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")

@@ -115,7 +115,7 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	// Only root in the host's user namespace writes the host's spec files
 	// (inside RootlessKit's namespace, or any other, sbxrun is uid 0 but
 	// may not), and only for a run: `sbxrun spec` and unit generation read.
-	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0 && !InRootlessNamespace() && !inUserNamespace() && !o.readOnlyHost}
+	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0 && !InRootlessNamespace() && !oci.InUserNamespace() && !o.readOnlyHost}
 	say := func(notes []string) {
 		for _, n := range notes {
 			o.notef("%s", n)
@@ -200,17 +200,6 @@ func withFix(err error, reg *oci.CDIRegistry) error {
 		return fmt.Errorf("%w, and no NVIDIA driver is loaded on this host: install or load it (modprobe nvidia; nvidia-smi tells whether it works)", err)
 	}
 	return fmt.Errorf("%w: run `sudo sbxrun gpu setup` to generate it (or name the directory that holds it with --cdi-spec-dir)", err)
-}
-
-// inUserNamespace reports whether this process runs in a user namespace
-// that does not map the whole id range (uid 0 there is not the host's).
-func inUserNamespace() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b))
-	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
 
 // wantsCDI reports whether the profile asks for any CDI device: GPUs (even
