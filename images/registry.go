@@ -130,7 +130,8 @@ func (o *RegistryOptions) insecure(host string) bool {
 // first, plain HTTP when the registry does not speak TLS) applies to the
 // endpoints at HOST: the registry itself (hosts.toml's server, else HOST)
 // when HOST is the one pulled from, and a mirror only when the mirror's own
-// host is listed. Every other mirror keeps exactly its hosts.toml TLS
+// host is listed. A registry endpoint on loopback (localhost, 127.0.0.0/8,
+// ::1) is treated as listed, on any port. Every other mirror keeps exactly its hosts.toml TLS
 // settings (skip_verify, ca, client). containerd's DefaultTLS and
 // DefaultScheme would apply to every endpoint of the hosts.toml, so the
 // endpoints are configured twice, without and with them, and each is taken
@@ -153,7 +154,12 @@ func (o *RegistryOptions) registryHosts(ctx context.Context, creds func(string) 
 		anyInsecure := false
 		for i, h := range hosts {
 			// The last endpoint is the registry itself; the others are mirrors.
-			insecure[i] = o.insecure(h.Host) || (i == len(hosts)-1 && o.insecure(host))
+			// A loopback registry is insecure without a flag, as Docker's
+			// built-in 127.0.0.0/8 entry makes it: containerd alone tries
+			// only HTTPS when no port or 443 is named, so `login localhost`
+			// never reached a plain-HTTP registry on port 80.
+			last := i == len(hosts)-1
+			insecure[i] = o.insecure(h.Host) || (last && (o.insecure(host) || docker.IsLocalhost(h.Host)))
 			anyInsecure = anyInsecure || insecure[i]
 		}
 		if !anyInsecure {
@@ -161,6 +167,12 @@ func (o *RegistryOptions) registryHosts(ctx context.Context, creds func(string) 
 		}
 		ho.DefaultTLS = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by --insecure-registry
 		ho.DefaultScheme = "http"
+		ho.UpdateClient = func(c *http.Client) error {
+			rt := newTransport(c.Transport, obs).(*retryTransport)
+			rt.plainFallback = true
+			c.Transport = rt
+			return nil
+		}
 		loose, err := config.ConfigureHosts(ctx, ho)(host)
 		if err != nil {
 			return nil, fmt.Errorf("configuring registry %q from its hosts.toml: %w", host, err)
@@ -229,6 +241,10 @@ func (ob *observer) retried(host string, attempt int, why string) {
 type retryTransport struct {
 	next http.RoundTripper
 	obs  *observer
+	// plainFallback is set below containerd's HTTP fallback, which retries
+	// an HTTPS request refused on the default port as plain HTTP (port 80):
+	// such a refusal goes up at once instead of after the backoff.
+	plainFallback bool
 }
 
 func newTransport(next http.RoundTripper, obs *observer) http.RoundTripper {
@@ -337,6 +353,9 @@ func (t *retryTransport) try(req *http.Request, mayRetry bool) (_ *http.Response
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cancel(nil)
+		if t.plainFallback && req.URL.Scheme == "https" && req.URL.Port() == "" && errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, err, false
+		}
 		return nil, err, mayRetry && retryableError(err)
 	}
 	switch resp.StatusCode {

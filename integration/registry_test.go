@@ -54,6 +54,10 @@ type registry struct {
 type registryOpts struct {
 	tls  bool
 	auth bool
+	// ip is the address it listens on; "" is 127.0.0.1.
+	ip string
+	// port is its port; 0 is a free one.
+	port int
 }
 
 // requireTool fails t when bin is missing, naming the package that has it.
@@ -69,7 +73,13 @@ func requireTool(t *testing.T, bin, pkg string) string {
 // freePort returns a loopback port nothing listens on right now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePortOn(t, "127.0.0.1")
+}
+
+// freePortOn returns a port of ip nothing listens on right now.
+func freePortOn(t *testing.T, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +115,14 @@ func startRegistry(t *testing.T, o registryOpts) *registry {
 	}
 	var lastErr error
 	for try := 0; try < 3; try++ {
-		r.host = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		ip, port := o.ip, o.port
+		if ip == "" {
+			ip = "127.0.0.1"
+		}
+		if port == 0 {
+			port = freePortOn(t, ip)
+		}
+		r.host = net.JoinHostPort(ip, strconv.Itoa(port))
 		cfg := filepath.Join(r.dir, "config.yml")
 		body := fmt.Sprintf(`version: 0.1
 log:

@@ -102,7 +102,7 @@ func TestRefusedBeforeAnything(t *testing.T) {
 		{name: "tty without a terminal", want: "-t needs a terminal", args: []string{"-t", "base", "--", "true"}},
 		{name: "bad memory on model-dev", want: "below the minimum", args: []string{"--memory", "1k", "model-dev", "--", "true"}},
 		{name: "host proc", want: "exposes the host's /proc", args: []string{"-v", "/proc:/hp", "base", "--", "true"}},
-		{name: "privileged from the project file", want: "not honoured from a project's sbxrun.yaml", args: []string{"base", "--", "true"},
+		{name: "privileged from the project file", want: "privileged: true is not allowed from an untrusted project file", args: []string{"base", "--", "true"},
 			setup: func() {
 				if err := os.WriteFile(filepath.Join(dir, "sbxrun.yaml"), []byte("profiles:\n  base:\n    privileged: true\n"), 0o644); err != nil {
 					t.Fatal(err)

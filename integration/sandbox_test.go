@@ -387,6 +387,10 @@ func statusField(status, field string) string {
 // defaultCaps are containerd's 14 default capabilities.
 const defaultCaps = 0xa80425fb
 
+// hostNetCaps are what a sandbox on the host's network gets: the defaults
+// less NET_RAW (a raw socket there sees the host's traffic).
+const hostNetCaps = defaultCaps &^ (1 << capNetRaw)
+
 // capBit numbers of the capabilities the tests add and drop.
 const (
 	capNetRaw   = 13
@@ -416,15 +420,18 @@ func TestSecurity(t *testing.T) {
 		noNewPrivs string // "" does not check
 		seccomp    string
 	}{
-		{"default", nil, defaultCaps, "1", "2"},
+		{"default", nil, hostNetCaps, "1", "2"},
+		{"own network keeps net-raw", []string{"--net", "none"}, defaultCaps, "1", "2"},
+		{"host network net-raw when asked", []string{"--cap-add", "net_raw"}, defaultCaps, "1", "2"},
 		{"cap-drop-all", []string{"--cap-drop", "ALL"}, 0, "1", "2"},
-		{"cap-drop-net-raw", []string{"--cap-drop", "NET_RAW"}, defaultCaps &^ (1 << capNetRaw), "1", "2"},
-		{"cap-drop-prefixed-lower", []string{"--cap-drop", "cap_chown"}, defaultCaps &^ (1 << capChown), "1", "2"},
-		{"cap-add-sys-ptrace", []string{"--cap-add", "SYS_PTRACE"}, defaultCaps | 1<<capPtrace, "1", "2"},
-		{"cap-add-sys-admin", []string{"--cap-add", "CAP_SYS_ADMIN"}, defaultCaps | 1<<capSysAdmin, "1", "2"},
+		{"cap-drop-net-raw", []string{"--net", "none", "--cap-drop", "NET_RAW"}, defaultCaps &^ (1 << capNetRaw), "1", "2"},
+		{"cap-drop-prefixed-lower", []string{"--cap-drop", "cap_chown"}, hostNetCaps &^ (1 << capChown), "1", "2"},
+		{"cap-add-sys-ptrace", []string{"--cap-add", "SYS_PTRACE"}, hostNetCaps | 1<<capPtrace, "1", "2"},
+		{"cap-add-sys-admin", []string{"--cap-add", "CAP_SYS_ADMIN"}, hostNetCaps | 1<<capSysAdmin, "1", "2"},
+		{"cap-add-leading-space", []string{"--cap-add", " sys_admin"}, hostNetCaps | 1<<capSysAdmin, "1", "2"},
 		{"drop-all-add-one", []string{"--cap-drop", "ALL", "--cap-add", "CHOWN"}, 1 << capChown, "1", "2"},
-		{"seccomp-unconfined", []string{"--security-opt", "seccomp=unconfined"}, defaultCaps, "1", "0"},
-		{"no-new-privileges", []string{"--security-opt", "no-new-privileges"}, defaultCaps, "1", "2"},
+		{"seccomp-unconfined", []string{"--security-opt", "seccomp=unconfined"}, hostNetCaps, "1", "0"},
+		{"no-new-privileges", []string{"--security-opt", "no-new-privileges"}, hostNetCaps, "1", "2"},
 		{"non-root", []string{"-u", "1000"}, 0, "1", "2"},
 		{"privileged", []string{"--privileged"}, hostBnd, "", "0"},
 	}

@@ -40,7 +40,7 @@ const (
 //
 //  1. image config merged under the sandbox: args, env, workdir, user
 //  2. process: args, env, cwd, terminal, user, then HOME for root
-//  3. hostname
+//  3. hostname, oom_score_adj
 //  4. namespaces: the host's network for "host"; "none" keeps the new one;
 //     a private cgroup namespace when asked
 //  5. mounts: /sys/fs/cgroup read-only (unless NoCgroups), binds and tmpfs
@@ -81,6 +81,9 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 	if p.hostname != "" {
 		opts = append(opts, oci.WithHostname(p.hostname))
 	}
+	if s.OOMScoreAdj != nil {
+		opts = append(opts, withOOMScoreAdj(*s.OOMScoreAdj))
+	}
 	if s.Network == "" || s.Network == "host" {
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace))
 	}
@@ -98,8 +101,14 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	opts = append(opts, resources(s)...)
-	if len(s.CapAdd)+len(s.CapDrop) > 0 {
-		opts = append(opts, withCapabilities(s.CapAdd, s.CapDrop))
+	capDrop := s.CapDrop
+	if (s.Network == "" || s.Network == "host") && !s.Privileged && !addsCap(s.CapAdd, "CAP_NET_RAW") {
+		// On the host's network a raw socket sees (and forges) the
+		// host's traffic, loopback included: NET_RAW only when asked for.
+		capDrop = append(slices.Clone(capDrop), "CAP_NET_RAW")
+	}
+	if len(s.CapAdd)+len(capDrop) > 0 {
+		opts = append(opts, withCapabilities(s.CapAdd, capDrop))
 	}
 	if s.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithHostDevices, oci.WithAllDevicesAllowed)
@@ -269,12 +278,30 @@ func withUser(user string) oci.SpecOpts {
 		default:
 			opts = append(opts, oci.WithUser(user))
 		}
-		if rootfs {
+		// The user's supplementary groups come with a user alone; an
+		// explicit group is the only group, as Docker and runc give it
+		// (`-u 0:0` is not also in root's other groups).
+		if rootfs && !hasGID {
 			opts = append(opts, oci.WithAdditionalGIDs(uidStr))
 		}
 		if err := oci.ApplyOpts(ctx, client, c, s, opts...); err != nil {
 			return fmt.Errorf("setting user %q: %w", user, err)
 		}
+		if hasGID {
+			s.Process.User.AdditionalGids = []uint32{s.Process.User.GID}
+		}
+		return nil
+	}
+}
+
+// withOOMScoreAdj sets the process's oom_score_adj, which runc writes
+// before it starts the workload.
+func withOOMScoreAdj(score int) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		s.Process.OOMScoreAdj = &score
 		return nil
 	}
 }
@@ -372,13 +399,26 @@ func specMount(m Mount) specs.Mount {
 	if !slices.ContainsFunc(m.Options, func(o string) bool { return propagations[o] }) {
 		opts = append(opts, "rprivate")
 	}
+	// A setuid binary or device node planted in a bind source by a root
+	// sandbox must not work for the host's users: nosuid and nodev unless
+	// the mount asks for suid or dev.
+	if !slices.Contains(m.Options, "suid") {
+		opts = append(opts, "nosuid")
+	}
+	if !slices.Contains(m.Options, "dev") {
+		opts = append(opts, "nodev")
+	}
 	opts = append(opts, m.Options...)
 	if m.ReadOnly {
 		opts = append(opts, "ro")
 	} else {
 		opts = append(opts, "rw")
 	}
-	return specs.Mount{Type: "bind", Source: m.Source, Destination: dst, Options: opts}
+	src := m.Source
+	if m.Handle != "" {
+		src = m.Handle
+	}
+	return specs.Mount{Type: "bind", Source: src, Destination: dst, Options: opts}
 }
 
 // withShmSize sets the size of the default /dev/shm in bytes. It does
@@ -430,11 +470,11 @@ func resources(s *Sandbox) []oci.SpecOpts {
 // ones, plus the added ones.
 func withCapabilities(add, drop []string) oci.SpecOpts {
 	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
-		adds, err := normalizeCaps(add)
+		adds, err := NormalizeCaps(add)
 		if err != nil {
 			return err
 		}
-		drops, err := normalizeCaps(drop)
+		drops, err := NormalizeCaps(drop)
 		if err != nil {
 			return err
 		}
@@ -466,11 +506,22 @@ func withCapabilities(add, drop []string) oci.SpecOpts {
 	}
 }
 
-// normalizeCaps normalizes a capability list (see normalizeCap).
-func normalizeCaps(in []string) ([]string, error) {
+// addsCap reports whether the list adds the capability c (in the spec's
+// form), by name or as ALL.
+func addsCap(add []string, c string) bool {
+	for _, a := range add {
+		if n, err := NormalizeCap(a); err == nil && (n == c || n == "ALL") {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeCaps normalizes a capability list (see NormalizeCap).
+func NormalizeCaps(in []string) ([]string, error) {
 	out := make([]string, 0, len(in))
 	for _, c := range in {
-		n, err := normalizeCap(c)
+		n, err := NormalizeCap(c)
 		if err != nil {
 			return nil, err
 		}

@@ -217,7 +217,7 @@ func TestBuildUserFromImage(t *testing.T) {
 	}
 	files := map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:dev:/home/dev:/bin/sh\n",
-		"etc/group":  "root:x:0:\ndev:x:1000:\ndocker:x:998:dev\nvideo:x:44:dev\n",
+		"etc/group":  "root:x:0:\nwheel:x:10:root\ndev:x:1000:\ndocker:x:998:dev\nvideo:x:44:dev\n",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
@@ -231,9 +231,15 @@ func TestBuildUserFromImage(t *testing.T) {
 	}{
 		{user: "dev", uid: 1000, gid: 1000, gids: []uint32{1000, 998, 44}},
 		{user: "1000", uid: 1000, gid: 1000, gids: []uint32{1000, 998, 44}},
-		{user: "dev:44", uid: 1000, gid: 44, gids: []uint32{44, 998}},
+		// An explicit group is the only group (Docker, runc): no
+		// supplementary groups from /etc/group.
+		{user: "dev:44", uid: 1000, gid: 44, gids: []uint32{44}},
+		{user: "dev:dev", uid: 1000, gid: 1000, gids: []uint32{1000}},
+		{user: "root:root", uid: 0, gid: 0, gids: []uint32{0}},
+		{user: "0:0", uid: 0, gid: 0, gids: []uint32{0}},
 		{user: "4242", uid: 4242, gid: 0, gids: []uint32{0}},
-		{user: "", uid: 0, gid: 0, gids: []uint32{0}},
+		{user: "", uid: 0, gid: 0, gids: []uint32{0, 10}},
+		{user: "root", uid: 0, gid: 0, gids: []uint32{0, 10}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {
@@ -272,6 +278,9 @@ func TestBuildMounts(t *testing.T) {
 			{Type: "bind", Source: dir, Destination: "/workspace/models/", ReadOnly: true},
 			{Source: dir, Destination: "/workspace"},
 			{Type: "bind", Source: dir, Destination: "/shared", Options: []string{"rshared"}},
+			{Type: "bind", Source: dir, Destination: "/suid", Options: []string{"suid", "dev"}},
+			// A pinned source: runc mounts the descriptor, not the path.
+			{Type: "bind", Source: dir, Destination: "/pinned", Handle: "/proc/1/fd/3"},
 			{Type: "tmpfs", Destination: "/scratch", Options: []string{"size=1048576", "mode=1777"}},
 			{Type: "tmpfs", Destination: "/run"},
 		},
@@ -282,13 +291,15 @@ func TestBuildMounts(t *testing.T) {
 	spec := generate(t, s, ocispec.ImageConfig{Cmd: []string{"sh"}})
 
 	want := map[string]specs.Mount{
-		"/workspace/models": {Destination: "/workspace/models", Type: "bind", Source: dir, Options: []string{"rbind", "rprivate", "ro"}},
-		"/workspace":        {Destination: "/workspace", Type: "bind", Source: dir, Options: []string{"rbind", "rprivate", "rw"}},
-		"/shared":           {Destination: "/shared", Type: "bind", Source: dir, Options: []string{"rbind", "rshared", "rw"}},
+		"/workspace/models": {Destination: "/workspace/models", Type: "bind", Source: dir, Options: []string{"rbind", "rprivate", "nosuid", "nodev", "ro"}},
+		"/workspace":        {Destination: "/workspace", Type: "bind", Source: dir, Options: []string{"rbind", "rprivate", "nosuid", "nodev", "rw"}},
+		"/shared":           {Destination: "/shared", Type: "bind", Source: dir, Options: []string{"rbind", "nosuid", "nodev", "rshared", "rw"}},
+		"/suid":             {Destination: "/suid", Type: "bind", Source: dir, Options: []string{"rbind", "rprivate", "suid", "dev", "rw"}},
+		"/pinned":           {Destination: "/pinned", Type: "bind", Source: "/proc/1/fd/3", Options: []string{"rbind", "rprivate", "nosuid", "nodev", "rw"}},
 		"/scratch":          {Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "size=1048576", "mode=1777"}},
 		"/run":              {Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec"}},
-		"/etc/hosts":        {Destination: "/etc/hosts", Type: "bind", Source: hosts, Options: []string{"rbind", "rprivate", "ro"}},
-		"/etc/resolv.conf":  {Destination: "/etc/resolv.conf", Type: "bind", Source: hosts, Options: []string{"rbind", "rprivate", "ro"}},
+		"/etc/hosts":        {Destination: "/etc/hosts", Type: "bind", Source: hosts, Options: []string{"rbind", "rprivate", "nosuid", "nodev", "ro"}},
+		"/etc/resolv.conf":  {Destination: "/etc/resolv.conf", Type: "bind", Source: hosts, Options: []string{"rbind", "rprivate", "nosuid", "nodev", "ro"}},
 		"/dev/shm":          {Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=2147483648"}},
 	}
 	for dst, w := range want {
@@ -323,7 +334,7 @@ func TestBuildShm(t *testing.T) {
 	}{
 		{name: "default", s: Sandbox{}, want: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{name: "sized", s: Sandbox{ShmSize: 100 << 20}, want: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=104857600"}},
-		{name: "replaced by a bind", s: Sandbox{ShmSize: 1 << 30, Mounts: []Mount{{Source: dir, Destination: "/dev/shm"}}}, want: []string{"rbind", "rprivate", "rw"}},
+		{name: "replaced by a bind", s: Sandbox{ShmSize: 1 << 30, Mounts: []Mount{{Source: dir, Destination: "/dev/shm"}}}, want: []string{"rbind", "rprivate", "nosuid", "nodev", "rw"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,6 +411,15 @@ func show(v any) string {
 	return string(b)
 }
 
+// TestBuildPrivilegedKeepsNetRaw: a privileged sandbox on the host's
+// network keeps NET_RAW (it asked for everything).
+func TestBuildPrivilegedKeepsNetRaw(t *testing.T) {
+	c := generate(t, &Sandbox{Privileged: true}, ocispec.ImageConfig{Cmd: []string{"sh"}}).Process.Capabilities
+	if !slices.Contains(c.Bounding, "CAP_NET_RAW") || !slices.Contains(c.Effective, "CAP_NET_RAW") {
+		t.Errorf("privileged capabilities %q lack CAP_NET_RAW", c.Effective)
+	}
+}
+
 func TestBuildCapabilities(t *testing.T) {
 	without := func(caps []string, drop ...string) []string {
 		return slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return slices.Contains(drop, c) })
@@ -409,9 +429,11 @@ func TestBuildCapabilities(t *testing.T) {
 		s    Sandbox
 		want []string
 	}{
-		{name: "default 14", s: Sandbox{}, want: defaultCaps},
-		{name: "add", s: Sandbox{CapAdd: []string{"sys_ptrace", "CAP_NET_ADMIN", "chown"}}, want: append(slices.Clone(defaultCaps), "CAP_SYS_PTRACE", "CAP_NET_ADMIN")},
-		{name: "drop", s: Sandbox{CapDrop: []string{"net_raw", "Cap_Mknod"}}, want: without(defaultCaps, "CAP_NET_RAW", "CAP_MKNOD")},
+		{name: "default 14", s: Sandbox{Network: "none"}, want: defaultCaps},
+		{name: "host network: no NET_RAW", s: Sandbox{}, want: without(defaultCaps, "CAP_NET_RAW")},
+		{name: "host network: NET_RAW when asked", s: Sandbox{Network: "host", CapAdd: []string{" net_raw"}}, want: defaultCaps},
+		{name: "add", s: Sandbox{Network: "none", CapAdd: []string{"sys_ptrace", "CAP_NET_ADMIN", "chown"}}, want: append(slices.Clone(defaultCaps), "CAP_SYS_PTRACE", "CAP_NET_ADMIN")},
+		{name: "drop", s: Sandbox{Network: "none", CapDrop: []string{"net_raw", "Cap_Mknod"}}, want: without(defaultCaps, "CAP_NET_RAW", "CAP_MKNOD")},
 		{name: "drop then add back", s: Sandbox{CapAdd: []string{"NET_RAW"}, CapDrop: []string{"NET_RAW"}}, want: append(without(defaultCaps, "CAP_NET_RAW"), "CAP_NET_RAW")},
 		{name: "drop all, add one", s: Sandbox{CapDrop: []string{"all"}, CapAdd: []string{"chown"}}, want: []string{"CAP_CHOWN"}},
 		{name: "drop all", s: Sandbox{CapDrop: []string{"ALL"}}, want: nil},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -53,8 +54,9 @@ func ParseSwap(s string) (int64, error) {
 // ParseVolume parses the -v form SRC:DST[:OPTS] into a bind mount. OPTS is a
 // comma-separated list of ro, rw, z or Z (accepted and ignored: no SELinux
 // relabeling), consistent, cached or delegated (ignored, as on Linux Docker)
-// and one propagation mode (private, rprivate, shared, rshared, slave,
-// rslave), which lands in Options. Source is returned as written: the caller
+// one propagation mode (private, rprivate, shared, rshared, slave, rslave),
+// and suid or dev (binds are nosuid,nodev unless they ask), which land in
+// Options. Source is returned as written: the caller
 // expands "~" and relative paths. Named volumes are not supported yet.
 func ParseVolume(spec string) (Mount, error) {
 	parts := strings.Split(spec, ":")
@@ -80,8 +82,16 @@ func ParseVolume(spec string) (Mount, error) {
 	m := Mount{Type: "bind", Source: src, Destination: dst}
 	if len(parts) == 3 {
 		var rw, propagation string
+		var lift []string
 		for _, o := range strings.Split(parts[2], ",") {
 			switch {
+			case o == "suid" || o == "dev":
+				// Binds are nosuid,nodev; these lift that (as podman's).
+				if !slices.Contains(lift, o) {
+					lift = append(lift, o)
+				}
+			case o == "nosuid" || o == "nodev":
+				// The default already.
 			case o == "ro" || o == "rw":
 				if rw != "" && rw != o {
 					return Mount{}, invalidf("invalid volume %q: both ro and rw given: keep one", spec)
@@ -95,13 +105,14 @@ func ParseVolume(spec string) (Mount, error) {
 				}
 				propagation = o
 			default:
-				return Mount{}, invalidf("invalid volume %q: unknown option %q: use ro, rw or a propagation mode such as rprivate", spec, o)
+				return Mount{}, invalidf("invalid volume %q: unknown option %q: use ro, rw, suid, dev or a propagation mode such as rprivate", spec, o)
 			}
 		}
 		m.ReadOnly = rw == "ro"
 		if propagation != "" {
 			m.Options = []string{propagation}
 		}
+		m.Options = append(m.Options, lift...)
 	}
 	return m, nil
 }
@@ -112,6 +123,15 @@ func isVolumeName(src string) bool {
 	return !strings.Contains(src, "/") && !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "~")
 }
 
+// mountKeys maps each key of --mount, under every name it has, to its
+// canonical name.
+var mountKeys = map[string]string{
+	"type": "type", "source": "source", "src": "source",
+	"target": "target", "destination": "target", "dst": "target",
+	"readonly": "readonly", "ro": "readonly", "bind-propagation": "bind-propagation",
+	"tmpfs-size": "tmpfs-size", "tmpfs-mode": "tmpfs-mode",
+}
+
 // ParseMountFlag parses Docker's --mount form, comma-separated key=value pairs
 // (CSV, so a value may be quoted):
 //
@@ -119,8 +139,9 @@ func isVolumeName(src string) bool {
 //	readonly|ro[=true|false], bind-propagation=MODE,
 //	tmpfs-size=SIZE, tmpfs-mode=OCTAL
 //
-// Keys are case-insensitive; a later key wins. Unknown keys, unknown types and
-// keys that do not fit the type are errors naming the key. The bind source is
+// Keys are case-insensitive. Unknown keys, unknown types, keys that do not
+// fit the type and a key given twice (under any of its names: src and
+// source are one key) are errors naming the key. The bind source is
 // returned as written.
 func ParseMountFlag(spec string) (Mount, error) {
 	r := csv.NewReader(strings.NewReader(spec))
@@ -146,6 +167,7 @@ func ParseMountFlag(spec string) (Mount, error) {
 		fail                  = func(format string, a ...any) error {
 			return invalidf("invalid mount %q: "+format, append([]any{spec}, a...)...)
 		}
+		given = map[string]string{} // canonical key -> the name it was given as
 	)
 	for _, field := range fields {
 		k, v, hasValue := strings.Cut(field, "=")
@@ -155,6 +177,15 @@ func ParseMountFlag(spec string) (Mount, error) {
 				continue // tolerate "type=bind,,target=/x" and a trailing comma
 			}
 			return Mount{}, fail("key %q needs a value: use %s=VALUE", key, key)
+		}
+		if canon, known := mountKeys[key]; known {
+			if prev, dup := given[canon]; dup {
+				if prev == key {
+					return Mount{}, fail("key %q given twice: keep one", key)
+				}
+				return Mount{}, fail("keys %q and %q are one key given twice: keep one", prev, key)
+			}
+			given[canon] = key
 		}
 		switch key {
 		case "type":
@@ -267,7 +298,8 @@ const maxEnvLine = 1 << 20
 // bare KEY lines taken from lookup (the host environment) and skipped when it
 // has none. Leading whitespace is trimmed; a UTF-8 BOM is dropped; a trailing
 // CR is dropped so files saved on Windows work. A key that is empty or holds
-// whitespace is an error "NAME:LINE: ...", name being the file's name.
+// whitespace, and a NUL byte anywhere (which runc would refuse only at
+// start), are errors "NAME:LINE: ...", name being the file's name.
 func ParseEnvFile(r io.Reader, name string, lookup func(string) (string, bool)) ([]string, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), maxEnvLine)
@@ -280,6 +312,9 @@ func ParseEnvFile(r io.Reader, name string, lookup func(string) (string, bool)) 
 		b = bytes.TrimSuffix(b, []byte("\r"))
 		if !utf8.Valid(b) {
 			return nil, invalidf("%s:%d: invalid UTF-8: save the file as UTF-8", name, n)
+		}
+		if bytes.IndexByte(b, 0) >= 0 {
+			return nil, invalidf("%s:%d: a NUL byte, which no environment variable can hold: remove it", name, n)
 		}
 		line := strings.TrimLeftFunc(string(b), unicode.IsSpace)
 		if line == "" || strings.HasPrefix(line, "#") {

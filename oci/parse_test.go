@@ -158,6 +158,14 @@ func TestParseMountFlag(t *testing.T) {
 		{in: "type=tmpfs,target=/b,tmpfs-mode=999", wantErr: `key "tmpfs-mode"`},
 		{in: "type=bind,source=/a,target=/b\ntype=bind", wantErr: "more than one line"},
 		{in: `type=bind,"source=/a`, wantErr: "invalid mount"},
+		{in: "type=bind,source=/a,target=/b,bind-propagation=rslave,bind-propagation=rshared", wantErr: `key "bind-propagation" given twice: keep one`},
+		{in: "type=bind,source=/a,target=/b,bind-propagation=rslave,Bind-Propagation=rslave", wantErr: `key "bind-propagation" given twice`},
+		{in: "type=bind,source=/a,src=/c,target=/b", wantErr: `keys "source" and "src" are one key given twice`},
+		{in: "type=bind,source=/a,target=/b,dst=/c", wantErr: `keys "target" and "dst"`},
+		{in: "type=bind,source=/a,target=/b,ro,readonly=false", wantErr: `keys "ro" and "readonly"`},
+		{in: "type=tmpfs,type=bind,source=/a,target=/b", wantErr: `key "type" given twice`},
+		{in: "type=tmpfs,target=/b,tmpfs-size=1m,tmpfs-size=2m", wantErr: `key "tmpfs-size" given twice`},
+		{in: "type=tmpfs,target=/b,tmpfs-mode=700,tmpfs-mode=700", wantErr: `key "tmpfs-mode" given twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -232,6 +240,9 @@ func TestParseEnvFile(t *testing.T) {
 		{name: "trailing space on bare key", in: "HOSTVAR \n", wantErr: "env.list:1:"},
 		{name: "no key", in: "\n\n=value\n", wantErr: "env.list:3: no variable name"},
 		{name: "bad utf8", in: "A=\xff\n", wantErr: "env.list:1: invalid UTF-8"},
+		{name: "nul in value", in: "A=1\nB=x\x00y\n", wantErr: "env.list:2: a NUL byte"},
+		{name: "nul in key", in: "# c\n\nA\x00B=1\n", wantErr: "env.list:3: a NUL byte"},
+		{name: "nul in comment", in: "# \x00\n", wantErr: "env.list:1: a NUL byte"},
 		{name: "long line", in: "A=" + strings.Repeat("x", maxEnvLine+1), wantErr: "longer than"},
 	}
 	for _, tt := range tests {
@@ -319,7 +330,7 @@ func FuzzParseMountFlag(f *testing.F) {
 }
 
 func FuzzParseEnvFile(f *testing.F) {
-	for _, s := range []string{"A=1\n#c\n\nB\n", "\xef\xbb\xbfX=y\r\n", " =x", "A B=c", "\xff"} {
+	for _, s := range []string{"A=1\n#c\n\nB\n", "\xef\xbb\xbfX=y\r\n", " =x", "A B=c", "\xff", "A=\x00"} {
 		f.Add(s)
 	}
 	lookup := func(k string) (string, bool) { return "v", len(k)%2 == 0 }
@@ -333,7 +344,7 @@ func FuzzParseEnvFile(f *testing.F) {
 		}
 		for _, kv := range env {
 			k, _, ok := strings.Cut(kv, "=")
-			if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			if !ok || k == "" || strings.ContainsAny(k, " \t\n") || strings.ContainsRune(kv, 0) {
 				t.Fatalf("ParseEnvFile(%q) returned bad entry %q", s, kv)
 			}
 		}

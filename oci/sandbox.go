@@ -30,6 +30,10 @@ type Sandbox struct {
 	// Terminal gives the process a TTY (process.terminal) and TERM=xterm
 	// unless Env or the image sets TERM, as docker run -t.
 	Terminal bool
+	// OOMScoreAdj is the workload's oom_score_adj (-1000 to 1000). nil
+	// leaves it unset, and the workload inherits the shim's (1 under
+	// containerd); the runtime sets 0, Docker's default, where it may.
+	OOMScoreAdj *int
 
 	// Mounts are bind mounts (and tmpfs) added to the default mounts.
 	Mounts []Mount
@@ -121,4 +125,15 @@ type Mount struct {
 	ReadOnly bool
 	// Options are extra mount options (e.g. "rprivate", "size=64m").
 	Options []string
+	// Within, when set, is a host directory the bind source must resolve
+	// into (checked by Validate and again on the pinned descriptor): the
+	// project directory or a cache, for a mount an untrusted project file
+	// asked for.
+	Within string
+	// Handle, when set, is the path runc mounts instead of Source: the
+	// /proc/PID/fd/N link of a descriptor of the source opened and checked
+	// by the runtime, so the source cannot be swapped between the check and
+	// the mount. Source stays what the user wrote, for messages and
+	// `sbxrun spec`.
+	Handle string
 }

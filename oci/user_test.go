@@ -40,7 +40,7 @@ func TestWithUser(t *testing.T) {
 		err      error
 	}{
 		{user: "dev", uid: 1000, gid: 1000, gids: []uint32{1000, 50}},
-		{user: "dev:dev", uid: 1000, gid: 1000, gids: []uint32{1000, 50}},
+		{user: "dev:dev", uid: 1000, gid: 1000, gids: []uint32{1000}},
 		{user: "root", uid: 0, gid: 0, gids: []uint32{0}},
 		{user: "1000:staff", uid: 1000, gid: 50, gids: []uint32{50}},
 		{user: "1000", uid: 1000, gid: 1000, gids: []uint32{1000, 50}},

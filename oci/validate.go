@@ -96,6 +96,9 @@ func (s *Sandbox) Validate() error {
 			return invalidf("invalid hostname %q: use at most 64 characters without spaces or slashes", h)
 		}
 	}
+	if v := s.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
+		return invalidf("invalid --oom-score-adj %d: use a number from -1000 to 1000", *v)
+	}
 	if err := s.validateResources(); err != nil {
 		return err
 	}
@@ -105,7 +108,7 @@ func (s *Sandbox) Validate() error {
 		return invalidf("network %q is not supported yet: use host or none", s.Network)
 	}
 	for _, c := range append(append([]string(nil), s.CapAdd...), s.CapDrop...) {
-		if _, err := normalizeCap(c); err != nil {
+		if _, err := NormalizeCap(c); err != nil {
 			return err
 		}
 	}
@@ -150,6 +153,11 @@ func (m Mount) validate(allowUnsafe bool, protected []string) error {
 	case "", "bind":
 		if err := checkSource("bind mount source", m.Source); err != nil {
 			return err
+		}
+		if m.Within != "" {
+			if err := checkWithin(m.Source, m.Within); err != nil {
+				return err
+			}
 		}
 		if !allowUnsafe {
 			return checkSafe(m.Source, protected)
@@ -202,6 +210,39 @@ func checkSafe(src string, extra []string) error {
 			if within(resolved, cand) || within(cand, resolved) {
 				return invalidf("refusing to bind-mount %q: it exposes %q (container daemon socket or state): mount something else, or %s", src, u, override)
 			}
+		}
+	}
+	return nil
+}
+
+// checkWithin requires the bind source src, resolved, to lie in dir,
+// resolved.
+func checkWithin(src, dir string) error {
+	resolved, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return invalidf("bind mount source %q: %w", src, err)
+	}
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil || !within(resolved, root) {
+		return invalidf("refusing to bind-mount %q: it resolves to %q, outside %q, and an untrusted project file asked for it: review the file, then run `sbxrun trust`", src, resolved, dir)
+	}
+	return nil
+}
+
+// CheckPinned checks a bind source once more as the descriptor the runtime
+// opened for it resolves (resolved: the descriptor's path in
+// /proc/self/fd), with the rules Validate applied to its path: the source
+// cannot have been swapped in between, because this descriptor is what
+// runc mounts (Mount.Handle).
+func CheckPinned(m Mount, resolved string, allowUnsafe bool, protected []string) error {
+	if m.Within != "" {
+		if err := checkWithin(resolved, m.Within); err != nil {
+			return invalidf("bind mount source %q changed while sbxrun checked it: %w", m.Source, err)
+		}
+	}
+	if !allowUnsafe {
+		if err := checkSafe(resolved, protected); err != nil {
+			return invalidf("bind mount source %q changed while sbxrun checked it: %w", m.Source, err)
 		}
 	}
 	return nil
@@ -279,9 +320,11 @@ func (s *Sandbox) validateResources() error {
 	return nil
 }
 
-// normalizeCap turns "sys_admin", "CAP_SYS_ADMIN" or "all" into the
-// spec's form ("CAP_SYS_ADMIN", "ALL") and refuses unknown names.
-func normalizeCap(c string) (string, error) {
+// NormalizeCap turns "sys_admin", " CAP_SYS_ADMIN" or "all" into the
+// spec's form ("CAP_SYS_ADMIN", "ALL") and refuses unknown names. The
+// runtime normalizes profile and flag values with it once, before any check
+// looks at them, so a check and the grant always see the same name.
+func NormalizeCap(c string) (string, error) {
 	u := strings.ToUpper(strings.TrimSpace(c))
 	if u == "ALL" {
 		return u, nil

@@ -167,13 +167,13 @@ func TestNormalizeCap(t *testing.T) {
 		"ALL":           "ALL",
 	}
 	for in, want := range tests {
-		got, err := normalizeCap(in)
+		got, err := NormalizeCap(in)
 		if err != nil || got != want {
-			t.Errorf("normalizeCap(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("NormalizeCap(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := normalizeCap("CAP_ALL"); err == nil {
-		t.Error("normalizeCap(CAP_ALL) succeeded, want an error")
+	if _, err := NormalizeCap("CAP_ALL"); err == nil {
+		t.Error("NormalizeCap(CAP_ALL) succeeded, want an error")
 	}
 }
 

@@ -27,8 +27,9 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 		return withCode(ExitFailed, err)
 	}
 	defer c.Close()
+	addr := ResolveAddress(g.Address)
 	removed, err := collect(ctx, c, g.stateDir())
-	if more, _ := collectMarked(ctx, c, g.stateDir(), ""); len(more) > 0 {
+	if more, _ := collectMarked(ctx, c, g.stateDir(), addr, ""); len(more) > 0 {
 		removed = append(removed, more...)
 	}
 	for _, id := range removed {
@@ -38,7 +39,26 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	if n > 0 {
 		fmt.Fprintf(out, "removed %d lease(s) of killed runs\n", n)
 	}
-	return errors.Join(err, lerr)
+	shims, serr := reapShimsLocked(ctx, c, g.stateDir(), addr, "")
+	for _, id := range shims {
+		fmt.Fprintf(out, "stopped the orphaned shim of %s\n", id)
+	}
+	staged, merr := collectStaged(g.stateDir())
+	if staged > 0 {
+		fmt.Fprintf(out, "removed the staged bind mounts of %d killed run(s)\n", staged)
+	}
+	return errors.Join(err, lerr, serr, merr)
+}
+
+// reapShimsLocked is reapShims under the namespace lock, so a run that
+// replaces an orphan of the same name is never judged half-way.
+func reapShimsLocked(ctx context.Context, c *client.Client, stateDir, address, id string) ([]string, error) {
+	unlock, err := lockNamespace(ctx, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return reapShims(ctx, c, mustNamespace(ctx), id, address)
 }
 
 // collect removes orphaned sbxrun containers in the client's namespace and
@@ -216,18 +236,22 @@ const markerSep = "@"
 
 func markerDir(stateDir, ns string) string { return filepath.Join(stateDir, "owners", ns) }
 
-func newMarker(stateDir, ns, id string) *marker {
+// newMarker writes the marker of run id. A run whose marker cannot be
+// written must not start: a kill would leave a sandbox nothing points at.
+func newMarker(stateDir, ns, id string) (*marker, error) {
 	dir := markerDir(stateDir, ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil
+		return nil, stateDirError(stateDir, err)
 	}
 	l := ownerLabels()
 	content := fmt.Sprintf("%s %s %s\n", l[LabelOwnerPID], l[LabelOwnerStart], l[LabelBootID])
 	p := filepath.Join(dir, id+markerSep+l[LabelOwnerPID])
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		return nil
+		// A full disk can leave an empty file behind.
+		_ = os.Remove(p)
+		return nil, stateDirError(stateDir, err)
 	}
-	return &marker{path: p}
+	return &marker{path: p}, nil
 }
 
 func (m *marker) remove() {
@@ -245,9 +269,11 @@ func forgetMarkers(stateDir, ns, id string) {
 }
 
 // collectMarked removes the orphans that markers point at: sandboxes whose
-// sbxrun is gone. A marker whose owner is gone is removed either way: its
-// sandbox was collected, is gone, or is kept on purpose (--rm=false).
-func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string) ([]string, error) {
+// sbxrun is gone, and the shim a kill during the task's creation or
+// deletion may have left running. A marker whose owner is gone is removed
+// either way: its sandbox was collected, is gone, or is kept on purpose
+// (--rm=false).
+func collectMarked(ctx context.Context, c *client.Client, stateDir, address, skip string) ([]string, error) {
 	dir := markerDir(stateDir, mustNamespace(ctx))
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -277,6 +303,9 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir, skip string)
 			return removed, err
 		}
 		gone, _, err := removeIfOrphan(ctx, c, id, stateDir)
+		if err == nil {
+			_, err = reapShims(ctx, c, mustNamespace(ctx), id, address)
+		}
 		unlock()
 		if err != nil {
 			continue

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"text/template"
 	"time"
 
 	"github.com/containerd/console"
@@ -24,7 +26,10 @@ import (
 
 // Sandbox is one row of `sbxrun ps`.
 type Sandbox struct {
-	Name    string            `json:"name"`
+	Name string `json:"name"`
+	// ID is the containerd container ID: the name, or its mapped form for
+	// a Docker name containerd does not accept (see LabelName).
+	ID      string            `json:"id"`
 	Image   string            `json:"image"`
 	Profile string            `json:"profile"`
 	Status  string            `json:"status"`
@@ -40,7 +45,13 @@ type Sandbox struct {
 type PsOptions struct {
 	// All includes sandboxes that are not running.
 	All bool
-	// Format is "table" (default) or "json".
+	// Quiet prints the names only, one a line (`ps -q`, for scripts).
+	Quiet bool
+	// Filters are Docker's `--filter KEY=VALUE`: name=, status=, label=.
+	Filters []string
+	// Format is "table" (default), "json", or a Go template over the
+	// fields of Docker's `ps --format` ({{.Names}}, {{.Status}}, {{.Image}},
+	// {{.ID}}, ...), with a "table " prefix for a header and aligned columns.
 	Format string
 }
 
@@ -61,26 +72,7 @@ func List(ctx context.Context, g *Global, all bool) ([]Sandbox, error) {
 		if err != nil {
 			continue
 		}
-		s := Sandbox{Name: info.ID, Image: info.Image, Profile: info.Labels[LabelProfile], Created: info.CreatedAt,
-			Remove: info.Labels[LabelRemove] == "true", Owner: info.Labels[LabelOwnerPID], Status: "created"}
-		if v, ok := info.Labels[LabelImage]; ok && v != "" {
-			s.Image = v
-		}
-		if task, err := ctr.Task(ctx, nil); err == nil {
-			if st, err := task.Status(ctx); err == nil {
-				s.Status = string(st.Status)
-				s.Pid = task.Pid()
-				if st.Status == client.Stopped {
-					code := int(st.ExitStatus)
-					s.Exit = &code
-				}
-			}
-		} else if v, ok := info.Labels[LabelExitCode]; ok {
-			s.Status = string(client.Stopped)
-			if code, err := strconv.Atoi(v); err == nil {
-				s.Exit = &code
-			}
-		}
+		s := sandboxOf(ctx, ctr, info.Labels, info.ID, info.Image, info.CreatedAt)
 		if !all && s.Status != string(client.Running) && s.Status != string(client.Paused) {
 			continue
 		}
@@ -90,18 +82,81 @@ func List(ctx context.Context, g *Global, all bool) ([]Sandbox, error) {
 	return out, nil
 }
 
-// Ps writes the sandbox list as a table or JSON.
+// sandboxOf is the ps row of a container: its labels, and its task's state
+// (or, for a kept sandbox whose task is gone, the exit status it recorded).
+func sandboxOf(ctx context.Context, ctr client.Container, labels map[string]string, id, image string, created time.Time) Sandbox {
+	s := Sandbox{Name: sandboxName(id, labels), ID: id, Image: image, Profile: labels[LabelProfile], Created: created,
+		Remove: labels[LabelRemove] == "true", Owner: labels[LabelOwnerPID], Status: "created", Labels: labels}
+	if v, ok := labels[LabelImage]; ok && v != "" {
+		s.Image = v
+	}
+	if task, err := ctr.Task(ctx, nil); err == nil {
+		if st, err := task.Status(ctx); err == nil {
+			s.Status = string(st.Status)
+			s.Pid = task.Pid()
+			if st.Status == client.Stopped {
+				code := int(st.ExitStatus)
+				s.Exit = &code
+			}
+		}
+	} else if v, ok := labels[LabelExitCode]; ok {
+		s.Status = string(client.Stopped)
+		if code, err := strconv.Atoi(v); err == nil {
+			s.Exit = &code
+		}
+	}
+	return s
+}
+
+// Names returns the names of the sandboxes in the namespace: the running
+// ones, or with all every one (`stop --all`, `rm --all`).
+func Names(ctx context.Context, g *Global, all bool) ([]string, error) {
+	list, err := List(ctx, g, all)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(list))
+	for _, s := range list {
+		names = append(names, s.Name)
+	}
+	return names, nil
+}
+
+// Ps writes the sandbox list as a table, JSON, names (Quiet) or a Go
+// template.
 func Ps(ctx context.Context, g *Global, o PsOptions, w io.Writer) error {
+	var (
+		tmpl  *template.Template
+		table bool
+	)
 	switch o.Format {
 	case "", "table", "json":
 	default:
-		return withCode(ExitFailed, fmt.Errorf("invalid --format %q: use table or json", o.Format))
+		var err error
+		if tmpl, table, err = psTemplate(o.Format); err != nil {
+			return withCode(ExitFailed, err)
+		}
 	}
-	list, err := List(ctx, g, o.All)
+	filter, err := parsePsFilters(o.Filters)
+	if err != nil {
+		return withCode(ExitFailed, err)
+	}
+	// A status filter looks at stopped sandboxes too, as in Docker.
+	all := o.All || len(filter["status"]) > 0
+	list, err := List(ctx, g, all)
 	if err != nil {
 		return err
 	}
-	if o.Format == "json" {
+	list = slices.DeleteFunc(list, func(s Sandbox) bool { return !filter.match(s) })
+	switch {
+	case o.Quiet:
+		for _, s := range list {
+			fmt.Fprintln(w, s.Name)
+		}
+		return nil
+	case tmpl != nil:
+		return writeTemplate(w, tmpl, table, list)
+	case o.Format == "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
@@ -140,7 +195,7 @@ func (g *Global) load(ctx context.Context, name string) (*client.Client, context
 	if err != nil {
 		return nil, ctx, nil, err
 	}
-	ctr, err := c.LoadContainer(ctx, name)
+	ctr, err := c.LoadContainer(ctx, containerID(name))
 	if err != nil {
 		c.Close()
 		if errdefs.IsNotFound(err) {
@@ -259,11 +314,11 @@ func Remove(ctx context.Context, g *Global, names []string, force bool) error {
 // Logs writes the output of a detached sandbox; with follow it keeps
 // writing until the sandbox stops.
 func Logs(ctx context.Context, g *Global, name string, follow bool, w io.Writer) error {
-	p := logPath(g.stateDir(), g.namespace(), name)
+	p := logPath(g.stateDir(), g.namespace(), containerID(name))
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return withCode(ExitFailed, fmt.Errorf("no logs for %q: only sandboxes started with -d keep logs (attached runs print to the terminal)", name))
+			return withCode(ExitFailed, fmt.Errorf("no logs for %q: only sandboxes started with -d or kept with --rm=false keep logs (other runs print to the terminal only)", name))
 		}
 		return withCode(ExitFailed, err)
 	}
@@ -468,6 +523,7 @@ func namespaceOf(ctx context.Context) (string, bool) {
 // forget removes sbxrun's own files about a removed sandbox: its log and
 // owner marker.
 func (g *Global) forget(name string) {
-	_ = os.Remove(logPath(g.stateDir(), g.namespace(), name))
-	forgetMarkers(g.stateDir(), g.namespace(), name)
+	id := containerID(name)
+	_ = os.Remove(logPath(g.stateDir(), g.namespace(), id))
+	forgetMarkers(g.stateDir(), g.namespace(), id)
 }

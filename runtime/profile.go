@@ -116,7 +116,8 @@ type MountSpec struct {
 	// Optional skips the mount when the source is missing (~/.ssh).
 	Optional bool `yaml:"optional,omitempty"`
 	// Options are extra mount options: a propagation mode (rprivate,
-	// rshared, ...) for a bind; size=SIZE, mode=OCTAL, noexec, nosuid or
+	// rshared, ...), suid or dev (binds are nosuid,nodev otherwise) for a
+	// bind; size=SIZE, mode=OCTAL, noexec, nosuid or
 	// nodev for a tmpfs.
 	Options []string `yaml:"options,omitempty"`
 }
@@ -239,8 +240,8 @@ func validMountOption(typ, o string) error {
 		return fmt.Errorf("unknown tmpfs option %q: use size=SIZE, mode=OCTAL, noexec, nosuid or nodev", o)
 	}
 	switch o {
-	case "private", "rprivate", "shared", "rshared", "slave", "rslave":
+	case "private", "rprivate", "shared", "rshared", "slave", "rslave", "suid", "dev":
 		return nil
 	}
-	return fmt.Errorf("unknown bind option %q: use a propagation mode such as rprivate, or readonly: true", o)
+	return fmt.Errorf("unknown bind option %q: use a propagation mode such as rprivate, suid or dev (binds are nosuid,nodev by default), or readonly: true", o)
 }

@@ -34,12 +34,22 @@ type LoadOptions struct {
 	ProjectFile string
 	// ConfigFile is --config; unlike the others it must exist when set.
 	ConfigFile string
+	// TrustFile is where the user's trust in project files is recorded;
+	// "" is DefaultTrustFile().
+	TrustFile string
 }
 
 // Profiles is the set of profiles sbxrun knows: the built-ins layered with
 // the profile files.
 type Profiles struct {
 	defs map[string]*definition
+	// untrusted are the layers read from a project file the user has not
+	// trusted (with this content), by profile name; checkTrust confines
+	// what they may ask for.
+	untrusted map[string][]untrustedLayer
+	// projectDirs maps each untrusted project file to its directory, the
+	// only place its bind mounts may come from.
+	projectDirs map[string]string
 }
 
 // definition is one profile with its file layers merged, Extends unresolved.
@@ -76,7 +86,7 @@ func lineAt(file string, lines map[string]int) func(string) string {
 // order. Missing default files are skipped; an unreadable or invalid file,
 // or a missing ConfigFile, is an error naming the file (and line).
 func LoadProfiles(opts LoadOptions) (*Profiles, error) {
-	p := &Profiles{defs: map[string]*definition{}}
+	p := &Profiles{defs: map[string]*definition{}, untrusted: map[string][]untrustedLayer{}, projectDirs: map[string]string{}}
 	for name, b := range builtinProfiles() {
 		d := &definition{sources: map[string]string{}}
 		mergeProfile(&d.profile, d.sources, &b, func(string) string { return sourceBuiltin })
@@ -88,6 +98,7 @@ func LoadProfiles(opts LoadOptions) (*Profiles, error) {
 		return nil, err
 	}
 	seen := map[string]bool{}
+	var trust *trustStore
 	for _, f := range files {
 		abs, err := filepath.Abs(f.path)
 		if err != nil {
@@ -108,8 +119,29 @@ func LoadProfiles(opts LoadOptions) (*Profiles, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The trust is judged on the very bytes parsed, so a file swapped
+		// after `sbxrun trust` or while it is read is not trusted.
+		untrusted := false
+		if f.project && len(layers) > 0 {
+			if trust == nil {
+				tf := opts.TrustFile
+				if tf == "" {
+					tf = DefaultTrustFile()
+				}
+				if trust, err = readTrust(tf); err != nil {
+					return nil, badConfigf("%w", err)
+				}
+			}
+			untrusted = !trust.trusts(abs, contentDigest(data))
+		}
+		if untrusted {
+			p.projectDirs[abs] = filepath.Dir(abs)
+		}
 		for _, l := range layers {
 			p.add(l)
+			if untrusted {
+				p.untrusted[l.name] = append(p.untrusted[l.name], untrustedLayer{l, filepath.Dir(abs)})
+			}
 		}
 	}
 	if err := p.checkExtends(); err != nil {
@@ -142,6 +174,9 @@ func readProfileFile(path string) ([]byte, error) {
 type profileFile struct {
 	path     string
 	required bool
+	// project marks the file that comes with the current directory: it is
+	// untrusted until the user trusts it, unless also named by --config.
+	project bool
 }
 
 // files lists the profile files in layer order, defaults filled in.
@@ -169,7 +204,7 @@ func (o LoadOptions) files() ([]profileFile, error) {
 	if user != "" {
 		files = append(files, profileFile{path: user})
 	}
-	files = append(files, profileFile{path: project})
+	files = append(files, profileFile{path: project, project: !sameFile(project, o.ConfigFile)})
 	if o.ConfigFile != "" {
 		if _, err := os.Stat(o.ConfigFile); err != nil {
 			return nil, badConfigf("config file %q: %w: check the --config path", o.ConfigFile, err)
@@ -177,6 +212,16 @@ func (o LoadOptions) files() ([]profileFile, error) {
 		files = append(files, profileFile{path: o.ConfigFile, required: true})
 	}
 	return files, nil
+}
+
+// sameFile reports whether a and b name the same path ("" is no file).
+func sameFile(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
 }
 
 // add layers one file's profile over what is already known.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/sys/signal"
 
 	"github.com/sbxrun/sbxrun/oci"
@@ -38,6 +39,12 @@ type Resolved struct {
 	// Chain is Name followed by the profiles it extends, nearest first; nil
 	// for a plain image.
 	Chain []string
+
+	// untrusted are the layers of the chain's profiles that an untrusted
+	// project file wrote, and projectDirs those files' directories
+	// (checkTrust, and the confinement of their mounts).
+	untrusted   []untrustedLayer
+	projectDirs map[string]string
 }
 
 // HostEnv is what expansion needs from the host.
@@ -57,7 +64,9 @@ func (p *Profiles) Resolve(name string, flags *Profile) (*Resolved, error) {
 	}
 	r := newResolved(name)
 	r.Chain = chain
+	r.projectDirs = p.projectDirs
 	for i := len(chain) - 1; i >= 0; i-- {
+		r.untrusted = append(r.untrusted, p.untrusted[chain[i]]...)
 		d := p.defs[chain[i]]
 		mergeProfile(&r.Profile, r.Sources, &d.profile, func(key string) string { return d.sources[key] })
 	}
@@ -273,6 +282,9 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return fail("env."+k, fmt.Errorf("invalid environment variable name %q: use a name without \"=\"", k))
 		}
+		if strings.ContainsRune(p.Env[k], 0) {
+			return fail("env."+k, fmt.Errorf("the value of %s holds a NUL byte, which no environment variable can: remove it", k))
+		}
 	}
 	for _, s := range []struct {
 		key   string
@@ -317,10 +329,17 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 			return fail("labels", errors.New("empty label name: use NAME: value"))
 		}
 	}
+	// Layers merge mounts by target, so two mounts at one target in one
+	// layer (two -v, or -v and --mount) would drop the first unseen.
+	targets := map[string]bool{}
 	for _, m := range p.Mounts {
 		if err := m.validate(); err != nil {
 			return fail("mounts."+m.mountKey(), err)
 		}
+		if targets[m.mountKey()] {
+			return fail("mounts."+m.mountKey(), fmt.Errorf("two mounts at %q: keep one", m.mountKey()))
+		}
+		targets[m.mountKey()] = true
 	}
 	if err := validateDevices(p); err != nil {
 		return fail(err.key, err.err)
@@ -380,20 +399,46 @@ func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := createDirs(create); err != nil {
+	if err := createDirs(sb, create); err != nil {
 		return nil, err
 	}
 	return sb, nil
 }
 
 // createDirs makes the missing sources of create mounts (caches).
-func createDirs(dirs []string) error {
+func createDirs(sb *oci.Sandbox, dirs []string) error {
 	for _, dir := range dirs {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		within := ""
+		for _, m := range sb.Mounts {
+			if m.Source == dir {
+				within = m.Within
+			}
+		}
+		var err error
+		if within == "" {
+			err = os.MkdirAll(dir, 0o755)
+		} else {
+			err = mkdirWithin(within, dir)
+		}
+		if err != nil {
 			return badConfigf("creating cache directory %q: %w: create it yourself or drop the mount", dir, err)
 		}
 	}
 	return nil
+}
+
+// mkdirWithin creates dir, which lies in root, without following a symlink
+// out of root: a directory an untrusted project file asks for must not
+// appear elsewhere because the repository holds a symlink on its way.
+func mkdirWithin(root, dir string) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%q is outside %q", dir, root)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	return pathrs.MkdirAll(root, rel, 0o755)
 }
 
 // sandbox is Sandbox without creating anything: it returns the missing
@@ -417,10 +462,23 @@ func (r *Resolved) sandbox(h HostEnv) (*oci.Sandbox, []string, error) {
 	}
 
 	sb := &oci.Sandbox{
-		CapAdd:          slices.Clone(p.CapAdd),
-		CapDrop:         slices.Clone(p.CapDrop),
 		NoNewPrivileges: true,
 		Args:            slices.Clone(p.Command),
+	}
+	// Capability names are normalized once, here, so every later check
+	// sees the name the grant uses (" SYS_ADMIN" is CAP_SYS_ADMIN).
+	var err error
+	if sb.CapAdd, err = oci.NormalizeCaps(p.CapAdd); err != nil {
+		return nil, nil, fail("cap_add", err)
+	}
+	if sb.CapDrop, err = oci.NormalizeCaps(p.CapDrop); err != nil {
+		return nil, nil, fail("cap_drop", err)
+	}
+	if len(sb.CapAdd) == 0 {
+		sb.CapAdd = nil
+	}
+	if len(sb.CapDrop) == 0 {
+		sb.CapDrop = nil
 	}
 	if p.Entrypoint != nil {
 		sb.Entrypoint = slices.Clone(p.Entrypoint)
@@ -439,7 +497,6 @@ func (r *Resolved) sandbox(h HostEnv) (*oci.Sandbox, []string, error) {
 	if sb.PidsLimit < 0 {
 		sb.PidsLimit = 0 // -1: no limit, as in Docker
 	}
-	var err error
 	if p.Memory != nil {
 		if sb.Memory, err = oci.ParseSize(*p.Memory); err != nil {
 			return nil, nil, fail("memory", err)
@@ -513,6 +570,11 @@ func (r *Resolved) sandbox(h HostEnv) (*oci.Sandbox, []string, error) {
 		if om.Type == "bind" {
 			if om.Source, err = expandSource(m.Source, h); err != nil {
 				return nil, nil, fail(key, err)
+			}
+			if at, dir, ok := r.fromUntrusted(key); ok {
+				if om.Within, err = confineMount(at, dir, m, om.Source, h); err != nil {
+					return nil, nil, err
+				}
 			}
 			if m.Create || m.Optional {
 				_, err := os.Stat(om.Source)

@@ -300,7 +300,7 @@ func TestSandboxFields(t *testing.T) {
 		ShmSize:         2 << 30,
 		Network:         "none",
 		ReadOnly:        true,
-		CapAdd:          []string{"SYS_PTRACE"},
+		CapAdd:          []string{"CAP_SYS_PTRACE"},
 		CapDrop:         []string{"ALL"},
 		Privileged:      true,
 		NoNewPrivileges: true,

@@ -25,7 +25,6 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/identifiers"
 	ctrdoci "github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -58,6 +57,10 @@ type RunOptions struct {
 	TTY bool
 	// SigProxy forwards signals sbxrun receives to the workload.
 	SigProxy bool
+	// OOMScoreAdj is the workload's oom_score_adj (--oom-score-adj); nil
+	// is 0, Docker's default, instead of the shim's 1 (rootless: unset,
+	// an unprivileged runc may not lower it).
+	OOMScoreAdj *int
 	// StopOnTerm makes SIGTERM and SIGINT stop the workload the way `sbxrun
 	// stop` does (its stop signal, then SIGKILL after its stop timeout)
 	// instead of forwarding them; other signals are still forwarded. This is
@@ -156,7 +159,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTrust(res, o.Host.Cwd); err != nil {
+	if err := checkTrust(res); err != nil {
 		return nil, err
 	}
 	sb, create, err := res.sandbox(o.Host)
@@ -166,10 +169,19 @@ func (o *RunOptions) validate() (*prepared, error) {
 	if o.Name == "" {
 		o.Name = generateName(o.Target, profile)
 	}
-	if err := identifiers.Validate(o.Name); err != nil {
-		return nil, fmt.Errorf("invalid --name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", o.Name)
+	if err := checkName(o.Name); err != nil {
+		return nil, err
 	}
-	sb.ID = o.Name
+	sb.ID = containerID(o.Name)
+	if sb.Hostname == "" {
+		sb.Hostname = hostnameFor(o.Name)
+	}
+	switch {
+	case o.OOMScoreAdj != nil:
+		sb.OOMScoreAdj = o.OOMScoreAdj
+	case !rootless():
+		sb.OOMScoreAdj = new(int)
+	}
 	sb.Namespace = o.namespace()
 	if len(o.Args) > 0 {
 		sb.Args = o.Args
@@ -178,7 +190,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 	if err := o.rootlessLimits(sb, res); err != nil {
 		return nil, err
 	}
-	sb.Terminal = o.TTY && !o.Detach
+	sb.Terminal = o.TTY
 	sb.ProtectedPaths = append(sb.ProtectedPaths, strings.TrimPrefix(ResolveAddress(o.Address), "unix://"))
 	applyCgroupFacts(sb)
 	if res.wantsCDI() {
@@ -214,7 +226,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 		if err := withoutMounts(sb, create).Validate(); err != nil {
 			return nil, err
 		}
-		if err := createDirs(create); err != nil {
+		if err := createDirs(sb, create); err != nil {
 			return nil, err
 		}
 	}
@@ -241,50 +253,6 @@ func withoutMounts(sb *oci.Sandbox, sources []string) *oci.Sandbox {
 		}
 	}
 	return &c
-}
-
-// checkTrust refuses settings that give up the sandbox's confinement when
-// they come from ./sbxrun.yaml, the file a cloned repository ships: running
-// `sbxrun base -- make test` in someone's checkout must not hand them the
-// host. They are honoured from flags, --config and the files of the user
-// and of root.
-func checkTrust(res *Resolved, cwd string) error {
-	project := filepath.Join(cwd, "sbxrun.yaml")
-	fromProject := func(key string) (string, bool) {
-		for _, src := range strings.Split(res.Sources[key], ", ") {
-			if file, _, ok := strings.Cut(src, ":"); ok && file == project {
-				return src, true
-			}
-		}
-		return "", false
-	}
-	refuse := func(src, what, flag string) error {
-		return fmt.Errorf("%s: %s is not honoured from a project's sbxrun.yaml: pass %s on the command line, or set it in ~/.config/sbxrun/sbxrun.yaml", src, what, flag)
-	}
-	p := &res.Profile
-	if src, ok := fromProject("privileged"); ok && p.Privileged != nil && *p.Privileged {
-		return refuse(src, "privileged: true", "--privileged")
-	}
-	if src, ok := fromProject("cap_add"); ok {
-		for _, c := range p.CapAdd {
-			switch strings.TrimPrefix(strings.ToUpper(c), "CAP_") {
-			case "ALL", "SYS_ADMIN", "SYS_PTRACE", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "NET_ADMIN", "SYS_BOOT", "SYS_TIME", "MAC_ADMIN", "BPF", "PERFMON":
-				return refuse(src, "cap_add: "+c, "--cap-add "+c)
-			}
-		}
-	}
-	if src, ok := fromProject("security_opt"); ok {
-		for _, so := range p.SecurityOpt {
-			switch strings.ReplaceAll(strings.ToLower(so), ":", "=") {
-			case "seccomp=unconfined", "apparmor=unconfined", "no-new-privileges=false":
-				return refuse(src, "security_opt: "+so, "--security-opt "+so)
-			}
-		}
-	}
-	if src, ok := fromProject("devices"); ok && len(p.Devices) > 0 {
-		return refuse(src, "devices", "--device")
-	}
-	return nil
 }
 
 // hostFiles points /etc/hosts and /etc/resolv.conf at the host's for the host
@@ -331,6 +299,11 @@ func generateName(target, profile string) string {
 			base = "sandbox"
 		}
 	}
+	// The name is the hostname too: keep it within the kernel's 64
+	// characters, so a long image name still gives a usable one.
+	if max := maxHostname - 7; len(base) > max {
+		base = strings.TrimRight(base[:max], "-._")
+	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	return base + "-" + hex.EncodeToString(b)
@@ -359,6 +332,7 @@ func (o *RunOptions) labels(p *prepared) map[string]string {
 		l[k] = v
 	}
 	l[LabelProfile] = p.profile
+	l[LabelName] = o.Name
 	l[LabelImage] = p.image
 	l[LabelRemove] = strconv.FormatBool(o.Remove)
 	if o.Detach {
@@ -440,11 +414,26 @@ func Run(ctx context.Context, o *RunOptions) error {
 			stopTask(context.WithoutCancel(ctx), t, p.stopSignal(), p.stopTimeout())
 		}}
 	defer router.listen()()
+	// The files the run depends on come before anything in containerd
+	// (statedir.go); the marker first, so a kill at any later point
+	// leaves one.
+	var mark *marker
 	fail := func(err error) error {
+		mark.remove()
 		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
 		}
 		return withCode(ExitFailed, err)
+	}
+	if o.Detach || !o.Remove {
+		if err := prepareLog(o.stateDir(), logPath(o.stateDir(), o.namespace(), p.sb.ID)); err != nil {
+			return fail(err)
+		}
+	}
+	if !o.Detach {
+		if mark, err = newMarker(o.stateDir(), o.namespace(), p.sb.ID); err != nil {
+			return fail(err)
+		}
 	}
 
 	c, ctx, err := o.connect(ctx)
@@ -459,7 +448,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		defer close(gcDone)
 		// This run's own name is left to createContainer, which replaces an
 		// orphan of that name itself; two removers of one container race.
-		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir(), p.sb.ID)
+		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir(), ResolveAddress(o.Address), p.sb.ID)
 	}()
 	defer func() { <-gcDone }()
 
@@ -469,6 +458,13 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 	defer release()
 	tr.mark("image")
+	// runc mounts the descriptors checked here, not paths that could be
+	// swapped until then; they stay open until the task exists.
+	pins, err := pinMounts(p.sb, o.stateDir())
+	if err != nil {
+		return fail(err)
+	}
+	defer pins.release()
 	opts, err := o.specOpts(p, img.Config.Config)
 	if err != nil {
 		return fail(err)
@@ -478,11 +474,6 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 
 	tr.mark("spec")
-	// The marker comes first, so a kill at any later point leaves one.
-	var mark *marker
-	if !o.Detach {
-		mark = newMarker(o.stateDir(), o.namespace(), p.sb.ID)
-	}
 	container, err := createContainer(lctx, c, o.stateDir(), p.sb.ID, img, opts, o.labels(p))
 	release()
 	tr.mark("create")
@@ -505,15 +496,25 @@ func Run(ctx context.Context, o *RunOptions) error {
 		// runc reports some exec failures only after the start.
 		watch = newExecWatch()
 	)
+	// A kept attached run logs too, as Docker keeps logs for every
+	// container: `sbxrun logs NAME` works after it ended.
+	var runLog *os.File
+	if !o.Detach && !o.Remove {
+		if runLog, err = openRunLog(logPath(o.stateDir(), o.namespace(), p.sb.ID)); err != nil {
+			removeContainer()
+			return fail(err)
+		}
+		defer runLog.Close()
+	}
 	switch {
 	case o.Detach:
 		lp := logPath(o.stateDir(), o.namespace(), p.sb.ID)
-		if err := os.MkdirAll(filepath.Dir(lp), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(lp), logDirMode); err != nil {
 			removeContainer()
 			return fail(fmt.Errorf("creating log directory: %w", err))
 		}
 		_ = os.Remove(lp)
-		ioc = cio.LogFile(lp)
+		ioc = detachedIO(lp, o.TTY, o.Interactive)
 	case con != nil:
 		if err := con.SetRaw(); err != nil {
 			removeContainer()
@@ -524,7 +525,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		if o.Interactive {
 			in = con
 		}
-		ioc = cio.NewCreator(cio.WithStreams(in, watch.stderr(con), nil), cio.WithTerminal)
+		ioc = cio.NewCreator(cio.WithStreams(in, watch.stderr(tee(con, runLog)), nil), cio.WithTerminal)
 	default:
 		var in io.Reader
 		if o.Interactive {
@@ -537,10 +538,11 @@ func Run(ctx context.Context, o *RunOptions) error {
 			}
 		}
 		out = &pipeWatch{w: o.Stdout, onBreak: kill}
-		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(out), watch.stderr(&pipeWatch{w: o.Stderr, onBreak: kill})))
+		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(tee(out, runLog)), watch.stderr(tee(&pipeWatch{w: o.Stderr, onBreak: kill}, runLog))))
 	}
 
 	task, err := container.NewTask(ctx, ioc)
+	pins.release()
 	tr.mark("task")
 	if err != nil {
 		removeContainer()
@@ -586,7 +588,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 		o.OnStarted(task.Pid())
 	}
 	if o.Detach {
-		fmt.Fprintln(o.Stdout, p.sb.ID)
+		// The shim holds the stdin FIFO of -di now: its name can go.
+		_ = task.IO().Close()
+		fmt.Fprintln(o.Stdout, o.Name)
 		return nil
 	}
 
@@ -610,7 +614,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		if con != nil {
 			_ = con.Reset()
 		}
-		fmt.Fprintf(o.Stderr, "sbxrun: sandbox %s was OOM-killed: it reached its memory limit of %s (raise it with --memory)\n", p.sb.ID, humanBytes(p.sb.Memory))
+		fmt.Fprintf(o.Stderr, "sbxrun: sandbox %s was OOM-killed: it reached its memory limit of %s (raise it with --memory)\n", o.Name, humanBytes(p.sb.Memory))
 	}
 	_, _ = task.Delete(runCtx)
 	tr.mark("delete task")
@@ -713,7 +717,8 @@ func createContainer(ctx context.Context, c *client.Client, stateDir, id string,
 	if ctr, ok := replaceOrphan(ctx, c, stateDir, id, img, opts, labels); ok {
 		return ctr, nil
 	}
-	return nil, fmt.Errorf("a sandbox named %q already exists: choose another --name, or remove it with `sbxrun rm -f %s`", id, id)
+	name := sandboxName(id, labels)
+	return nil, fmt.Errorf("a sandbox named %q already exists: choose another --name, or remove it with `sbxrun rm -f %s`", name, name)
 }
 
 // replaceOrphan removes an orphan named id and creates the new container,

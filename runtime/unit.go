@@ -51,7 +51,7 @@ func (o *RunOptions) ServiceFacts() (*ServiceFacts, error) {
 		return nil, withCode(ExitFailed, err)
 	}
 	return &ServiceFacts{
-		Name:         p.sb.ID,
+		Name:         o.Name,
 		Profile:      p.profile,
 		Image:        p.image,
 		StopSignal:   p.stopSignal(),

@@ -42,7 +42,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(),
 			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
-			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(),
+			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(), trustCommand(),
 			misplacedHookCommand(),
 		},
 	}
@@ -117,6 +117,7 @@ var runFlags = []cli.Flag{
 	&cli.IntFlag{Name: "stop-timeout", Usage: "seconds to wait after the stop signal before SIGKILL (default 10)"},
 	&cli.StringFlag{Name: "stop-signal", Usage: "signal that stops the sandbox (default SIGTERM)"},
 	&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "forward signals sbxrun receives to the workload"},
+	&cli.IntFlag{Name: "oom-score-adj", Usage: "the workload's oom_score_adj, -1000 to 1000 (default 0, as Docker)"},
 	&cli.BoolFlag{Name: "allow-unsafe-mounts", Usage: "allow mounting the host's / or the containerd/Docker sockets"},
 	&cli.StringFlag{Name: "gpus", Usage: "NVIDIA GPUs through CDI: all, a count (2), indices (0,2), device=UUID, or none"},
 	&cli.StringSliceFlag{Name: "device", Usage: "CDI device VENDOR/CLASS=NAME (nvidia.com/gpu=0), repeatable"},
@@ -144,6 +145,10 @@ func runOptions(c *cli.Context) (*runtime.RunOptions, error) {
 		AllowUnsafeMounts: c.Bool("allow-unsafe-mounts"),
 		CDISpecDirs:       c.StringSlice("cdi-spec-dir"),
 	}
+	if c.IsSet("oom-score-adj") {
+		v := c.Int("oom-score-adj")
+		o.OOMScoreAdj = &v
+	}
 	rest := args[1:]
 	if len(rest) > 0 && rest[0] == "--" {
 		rest = rest[1:]
@@ -151,9 +156,6 @@ func runOptions(c *cli.Context) (*runtime.RunOptions, error) {
 	o.Args = rest
 	if !c.IsSet("tty") && !o.Detach && isTerminal(os.Stdin) && isTerminal(os.Stdout) {
 		o.TTY, o.Interactive = true, true
-	}
-	if o.Detach && (o.TTY || o.Interactive) {
-		return nil, failf("-d cannot be combined with -t or -i: a detached sandbox has no terminal; use `sbxrun exec -it NAME -- sh` to get one")
 	}
 	flags, err := flagLayer(c)
 	if err != nil {

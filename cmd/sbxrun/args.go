@@ -33,6 +33,14 @@ func splitRunArgs(flags []cli.Flag, args []string) (flagArgs []string, target st
 		if a == "--" {
 			return flagArgs, target, args[i+1:], sawTarget
 		}
+		if f, v, ok := splitAttached(arity, a); ok {
+			// -uroot, -eA=1, -w/src: a short flag with its value attached.
+			if p, known := primary[strings.TrimPrefix(f, "-")]; known {
+				f = "--" + p
+			}
+			flagArgs = append(flagArgs, f, v)
+			continue
+		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
 			name := strings.TrimLeft(a, "-")
 			// Spell every flag by its primary name, so that "-e A=1 --env
@@ -113,10 +121,10 @@ func rewriteArgs(app *cli.App, args []string) []string {
 		cmd = app.Command("run")
 		rest = args[i:]
 		out = append(out, "run")
-	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec":
+	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec" || cmd.Name == "create":
 		out = append(out, word)
 	default:
-		return args
+		return append(append(out, word), expandAttached(cmd.Flags, rest)...)
 	}
 	return append(out, rewriteRun(cmd, rest)...)
 }
@@ -151,4 +159,54 @@ func isGlobalFlag(app *cli.App, name string) bool {
 		}
 	}
 	return false
+}
+
+// splitAttached splits a word of short flags whose last flag takes a value
+// written right after it, as Docker's flag parser (pflag) accepts: -t0,
+// -sKILL, -uroot, -itu0:0. It reports false for anything else: a long
+// flag, a word that is itself a flag's name, or a letter that is no flag.
+func splitAttached(takesValue map[string]bool, word string) (flag, value string, ok bool) {
+	if !strings.HasPrefix(word, "-") || strings.HasPrefix(word, "--") || len(word) < 3 {
+		return "", "", false
+	}
+	name := word[1:]
+	if _, known := takesValue[name]; known {
+		return "", "", false
+	}
+	if n, _, inline := strings.Cut(name, "="); inline {
+		if _, known := takesValue[n]; known {
+			return "", "", false // -e=A=1 is the parser's own spelling
+		}
+	}
+	for i := 0; i < len(name)-1; i++ {
+		value, known := takesValue[name[i:i+1]]
+		switch {
+		case !known:
+			return "", "", false
+		case value && name[i+1] == '=':
+			return "", "", false // -ie=A=1: the inline spelling, read as such
+		case value:
+			return "-" + name[:i+1], name[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// expandAttached rewrites the words of a command that is not run-like so
+// urfave/cli can read attached values (`stop -t0`, `kill -sKILL`): each
+// such word becomes the flag and its value. Words after "--" are left.
+func expandAttached(flags []cli.Flag, words []string) []string {
+	takesValue, _ := flagArity(flags)
+	out := make([]string, 0, len(words))
+	for i, w := range words {
+		if w == "--" {
+			return append(out, words[i:]...)
+		}
+		if f, v, ok := splitAttached(takesValue, w); ok {
+			out = append(out, f, v)
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
 }
