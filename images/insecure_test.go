@@ -9,15 +9,18 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,4 +249,49 @@ func selfSigned(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// refusingTransport refuses every connection, counting the attempts.
+type refusingTransport struct{ calls int }
+
+func (r *refusingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.calls++
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+}
+
+// TestPlainFallbackRefusedAtOnce: below containerd's HTTP fallback (a
+// loopback registry, or one named by --insecure-registry), an HTTPS request
+// refused on the default port goes up at once, so the fallback to plain
+// HTTP on port 80 does not wait out the backoff of a registry that is down;
+// a refusal on a named port, which the fallback does not retry, and any
+// refusal of a registry without the fallback, are still retried.
+func TestPlainFallbackRefusedAtOnce(t *testing.T) {
+	tests := []struct {
+		url      string
+		fallback bool
+		want     int
+	}{
+		{"https://127.0.0.2/v2/", true, 1},
+		{"https://127.0.0.2:5000/v2/", true, requestAttempts},
+		{"http://127.0.0.2/v2/", true, requestAttempts},
+		{"https://127.0.0.2/v2/", false, requestAttempts},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s-fallback-%v", tt.url, tt.fallback), func(t *testing.T) {
+			t.Parallel()
+			next := &refusingTransport{}
+			rt := newTransport(next, &observer{}).(*retryTransport)
+			rt.plainFallback = tt.fallback
+			req, err := http.NewRequest(http.MethodGet, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rt.RoundTrip(req); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("%v, want the refusal", err)
+			}
+			if next.calls != tt.want {
+				t.Errorf("%d attempts, want %d", next.calls, tt.want)
+			}
+		})
+	}
 }

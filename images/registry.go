@@ -130,16 +130,21 @@ func (o *RegistryOptions) insecure(host string) bool {
 // first, plain HTTP when the registry does not speak TLS) applies to the
 // endpoints at HOST: the registry itself (hosts.toml's server, else HOST)
 // when HOST is the one pulled from, and a mirror only when the mirror's own
-// host is listed. A registry endpoint on loopback (localhost, 127.0.0.0/8,
-// ::1) is treated as listed, on any port. Every other mirror keeps exactly its hosts.toml TLS
+// host is listed. A loopback registry (localhost, 127.0.0.0/8, ::1) without
+// a hosts.toml is treated as listed, on any port. Every other mirror keeps exactly its hosts.toml TLS
 // settings (skip_verify, ca, client). containerd's DefaultTLS and
 // DefaultScheme would apply to every endpoint of the hosts.toml, so the
 // endpoints are configured twice, without and with them, and each is taken
 // from the configuration it is due.
 func (o *RegistryOptions) registryHosts(ctx context.Context, creds func(string) (string, string, error), obs *observer) docker.RegistryHosts {
 	return func(host string) ([]docker.RegistryHost, error) {
+		configured := false // a hosts.toml directory speaks for host
 		ho := config.HostOptions{
-			HostDir:     o.hostDir,
+			HostDir: func(h string) (string, error) {
+				dir, err := o.hostDir(h)
+				configured = configured || dir != ""
+				return dir, err
+			},
 			Credentials: creds,
 			UpdateClient: func(c *http.Client) error {
 				c.Transport = newTransport(c.Transport, obs)
@@ -157,9 +162,10 @@ func (o *RegistryOptions) registryHosts(ctx context.Context, creds func(string) 
 			// A loopback registry is insecure without a flag, as Docker's
 			// built-in 127.0.0.0/8 entry makes it: containerd alone tries
 			// only HTTPS when no port or 443 is named, so `login localhost`
-			// never reached a plain-HTTP registry on port 80.
+			// never reached a plain-HTTP registry on port 80. A registry
+			// with a hosts.toml keeps the TLS settings written there.
 			last := i == len(hosts)-1
-			insecure[i] = o.insecure(h.Host) || (last && (o.insecure(host) || docker.IsLocalhost(h.Host)))
+			insecure[i] = o.insecure(h.Host) || (last && (o.insecure(host) || !configured && docker.IsLocalhost(host)))
 			anyInsecure = anyInsecure || insecure[i]
 		}
 		if !anyInsecure {

@@ -3,10 +3,13 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBindSourceRace: a host process flips the bind source between a data
@@ -94,5 +97,49 @@ func TestBindMountsNosuidNodev(t *testing.T) {
 	got = options("-v", dir+":/mnt:suid,dev")
 	if got == "" || strings.Contains(got, "nosuid") || strings.Contains(got, "nodev") {
 		t.Errorf("-v %s:/mnt:suid,dev mount options %q, want neither nosuid nor nodev", dir, got)
+	}
+}
+
+// TestStagedMountsCollected: a run killed while its bind sources were
+// staged leaves them mounted under STATE/mounts; gc unmounts and removes
+// them, and leaves those of a live run alone.
+func TestStagedMountsCollected(t *testing.T) {
+	useNamespace(t, false)
+	root := filepath.Join(harness.root, "state", "mounts")
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	live := filepath.Join(root, strconv.Itoa(os.Getpid())+"-"+fields[19]+"-live")
+	dead := filepath.Join(root, "999999999-1-dead") // above any pid_max
+	for _, d := range []string{live, dead} {
+		if err := os.MkdirAll(filepath.Join(d, "0"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(t.TempDir(), filepath.Join(d, "0"), "", unix.MS_BIND, ""); err != nil {
+			t.Fatalf("staging a test mount: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range []string{live, dead} {
+			_ = unix.Unmount(filepath.Join(d, "0"), unix.MNT_DETACH)
+			_ = os.RemoveAll(d)
+		}
+	})
+	out, stderr, code := run(t, "gc")
+	expect(t, "gc", code, 0, out, stderr)
+	if !strings.Contains(out, "removed the staged bind mounts of ") {
+		t.Errorf("gc printed %q, want the staged mounts of the killed run removed", out)
+	}
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) || strings.Contains(string(mountinfo), dead) {
+		t.Errorf("gc left %s (stat: %v)", dead, err)
+	}
+	if _, err := os.Stat(filepath.Join(live, "0")); err != nil || !strings.Contains(string(mountinfo), live) {
+		t.Errorf("gc removed the staged mounts of a live run: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	defer c.Close()
 	addr := ResolveAddress(g.Address)
 	removed, err := collect(ctx, c, g.stateDir())
-	if more, _ := collectMarked(ctx, c, g.stateDir(), addr, ""); len(more) > 0 {
+	if more, _ := collectMarked(ctx, c, g.stateDir(), addr, "", 0); len(more) > 0 {
 		removed = append(removed, more...)
 	}
 	for _, id := range removed {
@@ -272,8 +272,11 @@ func forgetMarkers(stateDir, ns, id string) {
 // sbxrun is gone, and the shim a kill during the task's creation or
 // deletion may have left running. A marker whose owner is gone is removed
 // either way: its sandbox was collected, is gone, or is kept on purpose
-// (--rm=false).
-func collectMarked(ctx context.Context, c *client.Client, stateDir, address, skip string) ([]string, error) {
+// (--rm=false). A run passes a grace period: the markers of runs younger
+// than that are left for a later pass, as containerd may still be starting
+// the shim of a run killed a moment ago. gc passes none: it looks for
+// every orphaned shim afterwards anyway.
+func collectMarked(ctx context.Context, c *client.Client, stateDir, address, skip string, grace time.Duration) ([]string, error) {
 	dir := markerDir(stateDir, mustNamespace(ctx))
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -298,13 +301,19 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir, address, ski
 		if ownerAlive(map[string]string{LabelOwnerPID: f[0], LabelOwnerStart: f[1], LabelBootID: f[2]}) {
 			continue
 		}
+		if info, err := e.Info(); grace > 0 && (err != nil || time.Since(info.ModTime()) < grace) {
+			continue
+		}
 		unlock, err := lockNamespace(ctx, stateDir)
 		if err != nil {
 			return removed, err
 		}
-		gone, _, err := removeIfOrphan(ctx, c, id, stateDir)
+		// The shim first: the marker goes with the container, and a pass
+		// killed in between must still find the shim next time.
+		var gone bool
+		_, err = reapShims(ctx, c, mustNamespace(ctx), id, address)
 		if err == nil {
-			_, err = reapShims(ctx, c, mustNamespace(ctx), id, address)
+			gone, _, err = removeIfOrphan(ctx, c, id, stateDir)
 		}
 		unlock()
 		if err != nil {
@@ -322,6 +331,12 @@ func mustNamespace(ctx context.Context) string {
 	ns, _ := namespaceOf(ctx)
 	return ns
 }
+
+// shimGrace is how old a killed run's marker must be before a run
+// collects its sandbox (collectMarked): containerd finishes starting the
+// shim of a killed run within moments of the kill, and the shim's socket
+// must be there when it is looked for.
+const shimGrace = 5 * time.Second
 
 // lockNamespace takes an exclusive lock for the namespace in ctx, shared by
 // every sbxrun process using the same state directory. Orphan removal and

@@ -101,22 +101,29 @@ func ensureHeld(ctx context.Context, c *client.Client, ref, policy, snapshotter 
 
 // dropDeadRunLeases deletes the run leases whose sbxrun is gone (killed
 // between the image check and the container's creation) and returns how
-// many it deleted.
+// many it deleted. The deletes are synchronous: the snapshots those leases
+// held are gone when gc returns, not at containerd's next collection.
 func dropDeadRunLeases(ctx context.Context, c *client.Client) (int, error) {
 	ls := c.LeasesService()
 	all, err := ls.List(ctx, `labels."`+LabelRunLease+`"`)
 	if err != nil {
 		return 0, fmt.Errorf("listing leases: %w", err)
 	}
-	n := 0
+	var dead []leases.Lease
 	for _, l := range all {
-		if ownerAlive(l.Labels) {
-			continue
+		if !ownerAlive(l.Labels) {
+			dead = append(dead, l)
 		}
-		if err := ls.Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
-			return n, fmt.Errorf("removing lease %q: %w", l.ID, err)
-		}
-		n++
 	}
-	return n, nil
+	for i, l := range dead {
+		// One collection, after the last delete, takes all their snapshots.
+		var opts []leases.DeleteOpt
+		if i == len(dead)-1 {
+			opts = append(opts, leases.SynchronousDelete)
+		}
+		if err := ls.Delete(ctx, l, opts...); err != nil && !errdefs.IsNotFound(err) {
+			return i, fmt.Errorf("removing lease %q: %w", l.ID, err)
+		}
+	}
+	return len(dead), nil
 }

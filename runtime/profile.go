@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/sbxrun/sbxrun/oci"
 )
 
@@ -122,22 +124,28 @@ type MountSpec struct {
 	Options []string `yaml:"options,omitempty"`
 }
 
-// UnmarshalYAML implements goccy/go-yaml's InterfaceUnmarshaler: a string is
-// the "-v" form (ParseMountSpec), a mapping the long form, decoded with the
-// caller's options (strict: unknown keys are errors).
-func (m *MountSpec) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err == nil {
-		parsed, err := ParseMountSpec(s)
+// UnmarshalYAML implements yaml/v3's Unmarshaler: a string is the "-v"
+// form (ParseMountSpec), a mapping the long form, with unknown keys refused
+// (a node's Decode would not check them).
+func (m *MountSpec) UnmarshalYAML(value *yaml.Node) error {
+	if value.Kind == yaml.ScalarNode {
+		parsed, err := ParseMountSpec(value.Value)
 		if err != nil {
 			return err
 		}
 		*m = parsed
 		return nil
 	}
+	if value.Kind == yaml.MappingNode {
+		for _, e := range entries(value) {
+			if _, ok := mountKeys[e.key]; !ok {
+				return fmt.Errorf("line %d: unknown mount key %q%s", e.k.Line, e.key, suggest(e.key, mountKeys))
+			}
+		}
+	}
 	type plain MountSpec // no UnmarshalYAML: decodes as a struct
 	var p plain
-	if err := unmarshal(&p); err != nil {
+	if err := value.Decode(&p); err != nil {
 		return err
 	}
 	*m = MountSpec(p)

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
-	"github.com/goccy/go-yaml"
+	"go.yaml.in/yaml/v3"
 )
 
 // profileFiles writes the given layers (system, user, project, config; ""
@@ -454,11 +455,19 @@ func TestParseMountSpec(t *testing.T) {
 	}
 }
 
+// strictYAML decodes data into v as a strict caller of yaml/v3 would
+// (unknown fields are errors).
+func strictYAML(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
 // TestMountSpecUnmarshal checks the unmarshaler on its own, as a caller
-// decoding mounts with goccy directly would use it.
+// decoding mounts with yaml/v3 directly would use it.
 func TestMountSpecUnmarshal(t *testing.T) {
 	var got []MountSpec
-	err := yaml.UnmarshalWithOptions([]byte("- /a:/b:ro\n- {source: /c, target: /d, create: true}\n"), &got, yaml.Strict())
+	err := strictYAML([]byte("- /a:/b:ro\n- {source: /c, target: /d, create: true}\n"), &got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +475,7 @@ func TestMountSpecUnmarshal(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	err = yaml.UnmarshalWithOptions([]byte("- {source: /c, target: /d, bogus: 1}\n"), &got, yaml.Strict())
+	err = strictYAML([]byte("- {source: /c, target: /d, bogus: 1}\n"), &got)
 	if err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("err = %v, want an unknown field error naming bogus", err)
 	}
@@ -529,7 +538,7 @@ func FuzzLoadProfiles(f *testing.F) {
 				t.Fatalf("Describe(%q): %v", name, err)
 			}
 			var back Profile
-			if err := yaml.UnmarshalWithOptions([]byte(b.String()), &back, yaml.Strict()); err != nil {
+			if err := strictYAML([]byte(b.String()), &back); err != nil {
 				t.Fatalf("Describe(%q) output does not read back: %v\n%s", name, err, b.String())
 			}
 			if !reflect.DeepEqual(back, r.Profile) {
@@ -539,8 +548,8 @@ func FuzzLoadProfiles(f *testing.F) {
 	})
 }
 
-// TestErrorsAreOneLine guards the file:line prefix against goccy's
-// multi-line source excerpts.
+// TestErrorsAreOneLine guards the file:line prefix against multi-line
+// parser messages.
 func TestErrorsAreOneLine(t *testing.T) {
 	_, _, err := loadConfig(t, "profiles:\n  x:\n    memory: 1g\n    memory: 2g\n")
 	if err == nil || strings.Contains(err.Error(), "\n") {

@@ -10,14 +10,14 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
-	"github.com/moby/sys/signal"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sbxrun/sbxrun/oci"
 )
@@ -317,8 +317,8 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 		}
 	}
 	if p.StopSignal != nil {
-		if _, err := signal.ParseSignal(*p.StopSignal); err != nil {
-			return fail("stop_signal", fmt.Errorf("unknown signal %q: use a name such as SIGTERM or a number", *p.StopSignal))
+		if _, err := parseSignal(*p.StopSignal); err != nil {
+			return fail("stop_signal", fmt.Errorf("unknown signal %q: use a name such as SIGTERM or a number from 1 to 64", *p.StopSignal))
 		}
 	}
 	if p.StopTimeout != nil && *p.StopTimeout < 0 {
@@ -686,13 +686,15 @@ func sortedMapKeys(m map[string]string) []string {
 }
 
 // Describe writes the resolved profile for "sbxrun profiles show NAME": a
-// YAML mapping with one "key: value   # source" line per value that is set,
-// in Profile's field order. Read back, it decodes to r.Profile.
+// YAML mapping, written by yaml/v3's encoder (which decides quoting), with
+// the source of each value that is set as its line comment, in Profile's
+// field order. Read back, it decodes to r.Profile.
 func (r *Resolved) Describe(w io.Writer) error {
-	type row struct{ text, source string }
-	var rows []row
-	add := func(text, key string) { rows = append(rows, row{text, r.Sources[key]}) }
-
+	doc := &yaml.Node{Kind: yaml.MappingNode}
+	add := func(key string, value *yaml.Node, source string) {
+		value.LineComment = source
+		doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, value)
+	}
 	v := reflect.ValueOf(r.Profile)
 	t := v.Type()
 	for i := range t.NumField() {
@@ -703,28 +705,32 @@ func (r *Resolved) Describe(w io.Writer) error {
 		}
 		switch x := f.Interface().(type) {
 		case map[string]string:
-			add(key+":", "")
+			m := &yaml.Node{Kind: yaml.MappingNode}
 			for _, k := range sortedMapKeys(x) {
-				add("  "+yamlString(k)+": "+yamlString(x[k]), key+"."+k)
+				val := yamlStr(x[k])
+				val.LineComment = r.Sources[key+"."+k]
+				m.Content = append(m.Content, yamlStr(k), val)
 			}
+			add(key, m, "")
 		case []MountSpec:
-			add(key+":", "")
-			for _, m := range x {
-				add("  - "+m.yamlFlow(), key+"."+m.mountKey())
+			seq := &yaml.Node{Kind: yaml.SequenceNode}
+			for _, ms := range x {
+				n := ms.yamlNode()
+				n.LineComment = r.Sources[key+"."+ms.mountKey()]
+				seq.Content = append(seq.Content, n)
 			}
+			add(key, seq, "")
 		case []string:
-			add(key+": "+yamlList(x), key)
+			add(key, yamlList(x), r.Sources[key])
 		default:
-			add(key+": "+yamlScalar(f), key)
+			n := &yaml.Node{}
+			if err := n.Encode(f.Interface()); err != nil {
+				return fmt.Errorf("describing %s: %w", key, err)
+			}
+			add(key, n, r.Sources[key])
 		}
 	}
 
-	width := 0
-	for _, rw := range rows {
-		if rw.source != "" && len(rw.text) > width && len(rw.text) <= 60 {
-			width = len(rw.text)
-		}
-	}
 	var b strings.Builder
 	if r.Name == "" {
 		image := ""
@@ -739,83 +745,63 @@ func (r *Resolved) Describe(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	for _, rw := range rows {
-		if rw.source == "" {
-			b.WriteString(rw.text + "\n")
-			continue
+	if len(doc.Content) > 0 {
+		enc := yaml.NewEncoder(&b)
+		enc.SetIndent(2)
+		if err := enc.Encode(doc); err != nil {
+			return fmt.Errorf("describing the profile: %w", err)
 		}
-		fmt.Fprintf(&b, "%-*s   # %s\n", width, rw.text, rw.source)
+		if err := enc.Close(); err != nil {
+			return fmt.Errorf("describing the profile: %w", err)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// yamlFlow renders a mount in flow style, keys in field order.
-func (m MountSpec) yamlFlow() string {
-	var parts []string
+// yamlNode is a mount in flow style, keys in field order.
+func (m MountSpec) yamlNode() *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+	kv := func(k string, v *yaml.Node) { n.Content = append(n.Content, yamlStr(k), v) }
 	if m.Type != "" {
-		parts = append(parts, "type: "+yamlString(m.Type))
+		kv("type", yamlStr(m.Type))
 	}
 	if m.Source != "" {
-		parts = append(parts, "source: "+yamlString(m.Source))
+		kv("source", yamlStr(m.Source))
 	}
-	parts = append(parts, "target: "+yamlString(m.Target))
+	kv("target", yamlStr(m.Target))
 	for _, b := range []struct {
 		key string
 		set bool
 	}{{"readonly", m.ReadOnly}, {"create", m.Create}, {"optional", m.Optional}} {
 		if b.set {
-			parts = append(parts, b.key+": true")
+			kv(b.key, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
 		}
 	}
 	if m.Options != nil {
-		parts = append(parts, "options: "+yamlList(m.Options))
+		kv("options", yamlList(m.Options))
 	}
-	return "{" + strings.Join(parts, ", ") + "}"
+	return n
 }
 
-// yamlList renders a flow list of strings.
-func yamlList(items []string) string {
-	quoted := make([]string, len(items))
-	for i, s := range items {
-		quoted[i] = yamlString(s)
+// yamlList is a flow list of strings.
+func yamlList(items []string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+	for _, s := range items {
+		n.Content = append(n.Content, yamlStr(s))
 	}
-	return "[" + strings.Join(quoted, ", ") + "]"
+	return n
 }
 
-// yamlScalar renders a non-string scalar field (pointer or not).
-func yamlScalar(v reflect.Value) string {
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
+// yamlStr is a string scalar; the encoder quotes it where YAML would read
+// it as something else ("0x1", "1e3", "*x"), and so does this for YAML
+// 1.1's booleans ("on", "yes"), which yaml/v3 reads as strings but older
+// readers do not.
+func yamlStr(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	switch strings.ToLower(s) {
+	case "y", "yes", "n", "no", "on", "off":
+		n.Style = yaml.DoubleQuotedStyle
 	}
-	switch v.Kind() {
-	case reflect.String:
-		return yamlString(v.String())
-	case reflect.Bool:
-		return strconv.FormatBool(v.Bool())
-	case reflect.Int, reflect.Int64:
-		return strconv.FormatInt(v.Int(), 10)
-	case reflect.Float64:
-		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
-	}
-	return yamlString(fmt.Sprint(v.Interface()))
-}
-
-// plainSafe matches strings that YAML reads back as the same string when
-// written without quotes in block or flow context: words and paths, "." and
-// "./x", sizes such as 512m...
-var plainSafe = regexp.MustCompile(`^([A-Za-z_/~][A-Za-z0-9_/.~=+@%-]*|\.\.?(/[A-Za-z0-9_/.~=+@%-]*)?|[0-9]+[A-Za-z]+)$`)
-
-// ...unless YAML 1.1 or 1.2 gives them another meaning.
-var plainKeywords = map[string]bool{
-	"null": true, "true": true, "false": true, "yes": true, "no": true, "on": true, "off": true, "y": true, "n": true, "~": true,
-}
-
-// yamlString renders s as a YAML scalar: plain when that is unambiguous,
-// else double-quoted (Go's escapes are YAML's).
-func yamlString(s string) string {
-	if plainSafe.MatchString(s) && !plainKeywords[strings.ToLower(s)] {
-		return s
-	}
-	return strconv.Quote(s)
+	return n
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
-	"github.com/goccy/go-yaml"
 
 	"github.com/sbxrun/sbxrun/oci"
 )
@@ -449,7 +448,7 @@ func TestDescribe(t *testing.T) {
 
 	// The output is YAML that reads back as the same profile.
 	var back Profile
-	if err := yaml.UnmarshalWithOptions([]byte(out), &back, yaml.Strict()); err != nil {
+	if err := strictYAML([]byte(out), &back); err != nil {
 		t.Fatalf("Describe output is not a strict profile: %v\n%s", err, out)
 	}
 	if !reflect.DeepEqual(back, r.Profile) {

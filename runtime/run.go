@@ -24,6 +24,7 @@ import (
 	"github.com/containerd/console"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	ctrdoci "github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -178,6 +179,9 @@ func (o *RunOptions) validate() (*prepared, error) {
 	}
 	switch {
 	case o.OOMScoreAdj != nil:
+		if err := checkOOMScoreAdj(*o.OOMScoreAdj); err != nil {
+			return nil, err
+		}
 		sb.OOMScoreAdj = o.OOMScoreAdj
 	case !rootless():
 		sb.OOMScoreAdj = new(int)
@@ -448,7 +452,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		defer close(gcDone)
 		// This run's own name is left to createContainer, which replaces an
 		// orphan of that name itself; two removers of one container race.
-		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir(), ResolveAddress(o.Address), p.sb.ID)
+		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir(), ResolveAddress(o.Address), p.sb.ID, shimGrace)
 	}()
 	defer func() { <-gcDone }()
 
@@ -595,6 +599,16 @@ func Run(ctx context.Context, o *RunOptions) error {
 	}
 
 	st := <-statusC
+	if st.Error() != nil && ctx.Err() == nil {
+		// containerd went away (a restart); the task lives on in its shim.
+		var err error
+		if st, err = rewait(context.WithoutCancel(ctx), c, task, ResolveAddress(o.Address), p.sb.ID); err != nil {
+			if con != nil {
+				_ = con.Reset()
+			}
+			return withCode(ExitFailed, err)
+		}
+	}
 	tr.mark("exit")
 	drainIO(task)
 	code, _, err := st.Result()
@@ -711,6 +725,10 @@ func createContainer(ctx context.Context, c *client.Client, stateDir, id string,
 	if err == nil {
 		return ctr, nil
 	}
+	var targetErr *MountTargetError
+	if errors.As(err, &targetErr) {
+		return nil, err // names its fix
+	}
 	if !errdefs.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating sandbox %q: %w", id, err)
 	}
@@ -741,11 +759,12 @@ func replaceOrphan(ctx context.Context, c *client.Client, stateDir, id string, i
 // attempt, and removes that snapshot again when creation fails.
 func newContainer(ctx context.Context, c *client.Client, id string, img *images.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
 	snap := id + "-" + randHex(4)
+	var rootfs []mount.Mount
 	ctr, err := c.NewContainer(ctx, id,
 		client.WithImageName(img.Name()),
-		withSnapshot(img, snap),
+		withSnapshot(img, snap, &rootfs),
 		client.WithContainerLabels(labels),
-		client.WithNewSpec(opts...),
+		client.WithNewSpec(append(slices.Clip(opts), withMountTargetsChecked(img.Name(), &rootfs))...),
 	)
 	if err != nil {
 		_ = c.SnapshotService(img.Snapshotter).Remove(context.WithoutCancel(ctx), snap)
@@ -758,12 +777,15 @@ func newContainer(ctx context.Context, c *client.Client, id string, img *images.
 // unpacked chain. It does what containerd's WithNewSnapshot does without
 // its extra round trips (default-snapshotter label, capability
 // introspection, rereading the image config), which are a visible share of
-// a short run. It runs inside NewContainer's lease.
-func withSnapshot(img *images.Image, key string) client.NewContainerOpts {
+// a short run. It runs inside NewContainer's lease, and stores the
+// snapshot's mounts in rootfs.
+func withSnapshot(img *images.Image, key string, rootfs *[]mount.Mount) client.NewContainerOpts {
 	return func(ctx context.Context, c *client.Client, ctr *containers.Container) error {
-		if _, err := c.SnapshotService(img.Snapshotter).Prepare(ctx, key, img.ChainID); err != nil {
+		mounts, err := c.SnapshotService(img.Snapshotter).Prepare(ctx, key, img.ChainID)
+		if err != nil {
 			return err
 		}
+		*rootfs = mounts
 		ctr.Snapshotter = img.Snapshotter
 		ctr.SnapshotKey = key
 		ctr.Image = img.Name()

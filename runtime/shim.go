@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	shimapi "github.com/containerd/containerd/api/runtime/task/v2"
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -146,7 +146,6 @@ func orphanShim(ctx context.Context, c *client.Client, s shimProc) (bool, error)
 // when id is not empty) of the daemon at address and returns the ids of
 // the tasks whose shims it stopped. The caller holds the namespace lock.
 func reapShims(ctx context.Context, c *client.Client, ns, id, address string) ([]string, error) {
-	var shims []shimProc
 	if id != "" {
 		// A run checks only the sandboxes of dead owners: a stat instead
 		// of a walk over /proc when no shim is left.
@@ -155,7 +154,7 @@ func reapShims(ctx context.Context, c *client.Client, ns, id, address string) ([
 			return nil, nil
 		}
 	}
-	shims = findShims(ns, id, address)
+	shims := findShims(ns, id, address)
 	var reaped []string
 	var errs []error
 	for _, s := range shims {
@@ -241,7 +240,11 @@ func removeBundle(bundle string, s shimProc) {
 		return
 	}
 	rootfs := filepath.Join(bundle, "rootfs")
-	for syscall.Unmount(rootfs, 0) == nil {
+	// Stacked mounts come off one at a time; a busy one is detached.
+	for i := 0; i < 8; i++ {
+		if syscall.Unmount(rootfs, 0) != nil {
+			break
+		}
 	}
 	_ = syscall.Unmount(rootfs, syscall.MNT_DETACH)
 	if mounted(rootfs) {

@@ -40,7 +40,7 @@ func newApp() *cli.App {
 		},
 		OnUsageError: usageError,
 		Commands: []*cli.Command{
-			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(),
+			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(), waitCommand(), inspectCommand(),
 			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
 			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(), trustCommand(),
 			misplacedHookCommand(),
@@ -332,11 +332,132 @@ func psCommand() *cli.Command {
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include sandboxes that are not running"},
-			&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print the names only"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "name=NAME, status=created|running|paused|exited or label=KEY[=VALUE], repeatable"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json, or a Go template: '{{.Names}} {{.Status}}', 'table {{.Names}}\\t{{.Image}}'"},
 		},
 		Action: func(c *cli.Context) error {
 			g := global(c)
-			return runtime.Ps(c.Context, &g, runtime.PsOptions{All: c.Bool("all"), Format: c.String("format")}, os.Stdout)
+			return runtime.Ps(c.Context, &g, runtime.PsOptions{All: c.Bool("all"), Quiet: c.Bool("quiet"), Filters: c.StringSlice("filter"), Format: c.String("format")}, os.Stdout)
+		},
+	}
+}
+
+// eachSandbox runs do for each sandbox named on the command line, or with
+// --all for each one List selects (every sandbox, or the running ones when
+// running is set), prints each name it succeeded for, as Docker does, and
+// returns the failures as one exit 125.
+func eachSandbox(c *cli.Context, verb string, running bool, do func(g *runtime.Global, name string) error) error {
+	g := global(c)
+	names := c.Args().Slice()
+	switch {
+	case c.Bool("all") && len(names) > 0:
+		return failf("%s: give sandbox names or --all, not both", verb)
+	case c.Bool("all"):
+		var err error
+		if names, err = runtime.Names(c.Context, &g, !running); err != nil {
+			return err
+		}
+	case len(names) == 0:
+		return failf("%s needs a sandbox name: `sbxrun %s NAME...`, or --all", verb, verb)
+	}
+	var errs []error
+	for _, n := range names {
+		if err := do(&g, n); err != nil {
+			errs = append(errs, errors.New(errorLine(err)))
+			continue
+		}
+		fmt.Println(n)
+	}
+	if len(errs) > 0 {
+		return &runtime.ExitError{Code: runtime.ExitFailed, Err: errors.Join(errs...)}
+	}
+	return nil
+}
+
+func stopCommand() *cli.Command {
+	return &cli.Command{
+		Name: "stop", Usage: "stop sandboxes (stop signal, then SIGKILL after the timeout)", ArgsUsage: "NAME...", OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "time", Aliases: []string{"t", "timeout"}, Value: -1, Usage: "seconds to wait before SIGKILL (default: the sandbox's stop timeout)"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "stop every running sandbox"},
+		},
+		Action: func(c *cli.Context) error {
+			t := time.Duration(c.Int("time")) * time.Second
+			return eachSandbox(c, "stop", true, func(g *runtime.Global, n string) error {
+				return runtime.Stop(c.Context, g, n, t)
+			})
+		},
+	}
+}
+
+func killCommand() *cli.Command {
+	return &cli.Command{
+		Name: "kill", Usage: "send a signal to sandboxes", ArgsUsage: "NAME...", OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "signal", Aliases: []string{"s"}, Value: "KILL", Usage: "signal name or number"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "signal every running sandbox"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := runtime.CheckSignal(c.String("signal")); err != nil {
+				return err
+			}
+			return eachSandbox(c, "kill", true, func(g *runtime.Global, n string) error {
+				return runtime.Kill(c.Context, g, n, c.String("signal"))
+			})
+		},
+	}
+}
+
+func rmCommand() *cli.Command {
+	return &cli.Command{
+		Name: "rm", Usage: "remove sandboxes (never their bind mounts or caches)", ArgsUsage: "NAME...", OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running sandbox first"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove every sandbox (running ones only with --force)"},
+		},
+		Action: func(c *cli.Context) error {
+			return eachSandbox(c, "rm", false, func(g *runtime.Global, n string) error {
+				return runtime.Remove(c.Context, g, []string{n}, c.Bool("force"))
+			})
+		},
+	}
+}
+
+func waitCommand() *cli.Command {
+	return &cli.Command{
+		Name: "wait", Usage: "wait until sandboxes stop and print their exit codes", ArgsUsage: "NAME...", OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("wait needs a sandbox name: `sbxrun wait NAME...`")
+			}
+			g := global(c)
+			var errs []error
+			for _, n := range c.Args().Slice() {
+				code, err := runtime.Wait(c.Context, &g, n)
+				if err != nil {
+					errs = append(errs, errors.New(errorLine(err)))
+					continue
+				}
+				fmt.Println(code)
+			}
+			if len(errs) > 0 {
+				return &runtime.ExitError{Code: runtime.ExitFailed, Err: errors.Join(errs...)}
+			}
+			return nil
+		},
+	}
+}
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name: "inspect", Usage: "print sandboxes as a JSON array (Docker's .Id, .Name, .State, .Config, and the OCI spec)", ArgsUsage: "NAME...", OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf("inspect needs a sandbox name: `sbxrun inspect NAME...`")
+			}
+			g := global(c)
+			return runtime.Inspect(c.Context, &g, c.Args().Slice(), os.Stdout)
 		},
 	}
 }
@@ -350,7 +471,7 @@ func oneName(c *cli.Context, what string) (string, error) {
 
 func logsCommand() *cli.Command {
 	return &cli.Command{
-		Name: "logs", Usage: "print the output of a detached sandbox", ArgsUsage: "NAME", OnUsageError: usageError,
+		Name: "logs", Usage: "print the output of a detached or kept (--rm=false) sandbox", ArgsUsage: "NAME", OnUsageError: usageError,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing until the sandbox stops"}},
 		Action: func(c *cli.Context) error {
 			name, err := oneName(c, "logs")
@@ -359,59 +480,6 @@ func logsCommand() *cli.Command {
 			}
 			g := global(c)
 			return runtime.Logs(c.Context, &g, name, c.Bool("follow"), os.Stdout)
-		},
-	}
-}
-
-func stopCommand() *cli.Command {
-	return &cli.Command{
-		Name: "stop", Usage: "stop sandboxes (stop signal, then SIGKILL after the timeout)", ArgsUsage: "NAME...", OnUsageError: usageError,
-		Flags: []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, Usage: "seconds to wait before SIGKILL (default: the sandbox's stop timeout)"}},
-		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return failf("stop needs a sandbox name: `sbxrun stop NAME`")
-			}
-			g := global(c)
-			t := time.Duration(c.Int("time")) * time.Second
-			var errs []error
-			for _, n := range c.Args().Slice() {
-				if err := runtime.Stop(c.Context, &g, n, t); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			if len(errs) > 0 {
-				return &runtime.ExitError{Code: runtime.ExitFailed, Err: errors.Join(errs...)}
-			}
-			return nil
-		},
-	}
-}
-
-func killCommand() *cli.Command {
-	return &cli.Command{
-		Name: "kill", Usage: "send a signal to a sandbox", ArgsUsage: "NAME", OnUsageError: usageError,
-		Flags: []cli.Flag{&cli.StringFlag{Name: "signal", Aliases: []string{"s"}, Value: "KILL", Usage: "signal name or number"}},
-		Action: func(c *cli.Context) error {
-			name, err := oneName(c, "kill")
-			if err != nil {
-				return err
-			}
-			g := global(c)
-			return runtime.Kill(c.Context, &g, name, c.String("signal"))
-		},
-	}
-}
-
-func rmCommand() *cli.Command {
-	return &cli.Command{
-		Name: "rm", Usage: "remove sandboxes (never their bind mounts or caches)", ArgsUsage: "NAME...", OnUsageError: usageError,
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running sandbox first"}},
-		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return failf("rm needs a sandbox name: `sbxrun rm NAME`")
-			}
-			g := global(c)
-			return runtime.Remove(c.Context, &g, c.Args().Slice(), c.Bool("force"))
 		},
 	}
 }

@@ -121,7 +121,7 @@ func rewriteArgs(app *cli.App, args []string) []string {
 		cmd = app.Command("run")
 		rest = args[i:]
 		out = append(out, "run")
-	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec" || cmd.Name == "create":
+	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec":
 		out = append(out, word)
 	default:
 		return append(append(out, word), expandAttached(cmd.Flags, rest)...)

@@ -36,6 +36,17 @@ func TestRewriteArgs(t *testing.T) {
 		{"unknown flag alone is left to the parser", "sbxrun --bogus", "sbxrun --bogus"},
 		{"-v before the profile is a volume, not the version", "sbxrun -v /a:/b base -- ls", "sbxrun run --volume /a:/b base -- ls"},
 		{"only globals", "sbxrun --debug", "sbxrun --debug"},
+		// Docker's attached short values (pflag): -t0, -sKILL, -uroot.
+		{"stop -t0", "sbxrun stop -t0 a b", "sbxrun stop -t 0 a b"},
+		{"kill -sKILL", "sbxrun kill -sKILL a", "sbxrun kill -s KILL a"},
+		{"kill -s KILL untouched", "sbxrun kill -s KILL a", "sbxrun kill -s KILL a"},
+		{"rm -f untouched", "sbxrun rm -f a", "sbxrun rm -f a"},
+		{"ps -aq untouched", "sbxrun ps -aq", "sbxrun ps -aq"},
+		{"attached values after -- untouched", "sbxrun stop -- -t0", "sbxrun stop -- -t0"},
+		{"run -uroot", "sbxrun run -uroot base -- id", "sbxrun run --user root base -- id"},
+		{"run -eA=1 -w/b", "sbxrun base -eA=1 -w/b -- env", "sbxrun run --env A=1 --workdir /b base -- env"},
+		{"run -itu0:0 combined", "sbxrun run -itu0:0 base -- id", "sbxrun run -itu 0:0 base -- id"},
+		{"run -dit stays combined", "sbxrun run -dit base sh", "sbxrun run -dit base -- sh"},
 	}
 	app := newApp()
 	for _, tt := range tests {
@@ -91,7 +102,6 @@ func TestFlagErrors(t *testing.T) {
 		{"sbxrun base --label sbxrun.rm=false -- true", "invalid --label"},
 		{"sbxrun base -v nocolon -- true", "nocolon"},
 		{"sbxrun base --env-file /nonexistent/file -- true", "/nonexistent/file"},
-		{"sbxrun base -d -t -- true", "-d cannot be combined"},
 		{"sbxrun --debug nvidia-cdi-hook noop", "with nothing before it"},
 	}
 	for _, tt := range tests {

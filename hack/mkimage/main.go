@@ -52,6 +52,9 @@ type options struct {
 	user       string
 	entrypoint []string
 	cmd        []string
+	// symlinks are PATH=TARGET links added to the rootfs; one replaces
+	// the directory of the same path (workspace=/etc: a hostile image).
+	symlinks []string
 }
 
 func main() {
@@ -64,13 +67,14 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("mkimage", flag.ContinueOnError)
 	var o options
-	var env, labels listFlag
+	var env, labels, symlinks listFlag
 	var entrypoint, cmd string
 	fs.StringVar(&o.out, "o", "", "output `FILE` (required)")
 	fs.StringVar(&o.ref, "ref", "ghcr.io/sbxrun/base:latest", "image reference to record in index.json")
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "statically linked busybox to copy")
 	fs.Var(&env, "env", "`K=V` added to the image environment (repeatable)")
 	fs.Var(&labels, "label", "`K=V` image label (repeatable)")
+	fs.Var(&symlinks, "symlink", "`PATH=TARGET` symlink in the rootfs, replacing a directory at PATH (repeatable)")
 	fs.StringVar(&o.workdir, "workdir", "", "image working directory")
 	fs.StringVar(&o.user, "user", "", "image user")
 	fs.StringVar(&entrypoint, "entrypoint", "", "entrypoint as a JSON array")
@@ -104,7 +108,12 @@ func run(args []string) error {
 			return fmt.Errorf("invalid -label %q: use K=V", kv)
 		}
 	}
-	o.env, o.labels = env, labels
+	for _, kv := range symlinks {
+		if name, target, ok := strings.Cut(kv, "="); !ok || name == "" || target == "" || strings.HasPrefix(name, "/") {
+			return fmt.Errorf("invalid -symlink %q: use PATH=TARGET with PATH relative to the root, such as workspace=/etc", kv)
+		}
+	}
+	o.env, o.labels, o.symlinks = env, labels, symlinks
 
 	archive, err := build(o)
 	if err != nil {
@@ -122,7 +131,7 @@ func run(args []string) error {
 
 // build returns the OCI image-layout archive for o.
 func build(o options) ([]byte, error) {
-	layerTar, err := rootfs(o.busybox)
+	layerTar, err := rootfs(o.busybox, o.symlinks)
 	if err != nil {
 		return nil, err
 	}
@@ -231,8 +240,9 @@ func build(o options) ([]byte, error) {
 }
 
 // rootfs returns the uncompressed layer tar: busybox with one symlink per
-// applet and the minimal files a sandbox expects.
-func rootfs(busyboxPath string) ([]byte, error) {
+// applet, the minimal files a sandbox expects, and the PATH=TARGET links of
+// symlinks in place of the directories of those paths.
+func rootfs(busyboxPath string, symlinks []string) ([]byte, error) {
 	bb, err := os.ReadFile(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading busybox: install Debian's busybox-static package: %w", err)
@@ -267,8 +277,25 @@ func rootfs(busyboxPath string) ([]byte, error) {
 		{"var/", 0o755, 0},
 		{"workspace/", 0o755, 0},
 	}
+	links := map[string]string{}
+	var linkNames []string
+	for _, kv := range symlinks {
+		name, target, _ := strings.Cut(kv, "=")
+		name = strings.TrimSuffix(name, "/")
+		links[name] = target
+		linkNames = append(linkNames, name)
+	}
+	sort.Strings(linkNames)
 	for _, d := range dirs {
+		if _, replaced := links[strings.TrimSuffix(d.name, "/")]; replaced {
+			continue
+		}
 		if err := tw.WriteHeader(dirHeader(d.name, d.mode, d.uid)); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range linkNames {
+		if err := tw.WriteHeader(symlinkHeader(name, links[name])); err != nil {
 			return nil, err
 		}
 	}

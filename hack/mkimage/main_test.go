@@ -183,6 +183,8 @@ func TestRunErrors(t *testing.T) {
 		{"bad-env", []string{"-o", "/dev/null", "-env", "NOEQUALS"}, "K=V"},
 		{"bad-label", []string{"-o", "/dev/null", "-label", "x"}, "K=V"},
 		{"extra-args", []string{"-o", "/dev/null", "extra"}, "unexpected"},
+		{"bad-symlink", []string{"-o", "/dev/null", "-symlink", "workspace"}, "PATH=TARGET"},
+		{"absolute-symlink-path", []string{"-o", "/dev/null", "-symlink", "/workspace=/etc"}, "relative to the root"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,5 +193,27 @@ func TestRunErrors(t *testing.T) {
 				t.Errorf("run(%q) = %v, want an error mentioning %q", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestRootfsSymlinks: -symlink PATH=TARGET puts a link where the rootfs had
+// a directory, for tests of images with hostile links.
+func TestRootfsSymlinks(t *testing.T) {
+	layer, err := rootfs("/bin/busybox", []string{"workspace=/etc", "srv/w=../etc"})
+	if err != nil {
+		t.Fatalf("rootfs: %v (install busybox-static)", err)
+	}
+	_, lh := readTar(t, bytes.NewReader(layer))
+	if h, ok := lh["workspace"]; !ok || h.Typeflag != tar.TypeSymlink || h.Linkname != "/etc" {
+		t.Errorf("workspace: %+v, want a symlink to /etc", h)
+	}
+	if _, ok := lh["workspace/"]; ok {
+		t.Error("the workspace/ directory is still in the layer beside the link")
+	}
+	if h, ok := lh["srv/w"]; !ok || h.Typeflag != tar.TypeSymlink || h.Linkname != "../etc" {
+		t.Errorf("srv/w: %+v, want a symlink to ../etc", h)
+	}
+	if h, ok := lh["etc/"]; !ok || h.Typeflag != tar.TypeDir {
+		t.Errorf("etc/: %+v, want the directory kept", h)
 	}
 }

@@ -1,0 +1,205 @@
+package integration
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shimPids returns the pids of the containerd shims serving namespace ns
+// of the harness's containerd, by task id. Shims of other daemons and
+// namespaces are never listed, so no test touches another's.
+func shimPids(t *testing.T, ns string) map[string]int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) < 7 || !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+			continue
+		}
+		flags := map[string]string{}
+		for i := 1; i+1 < len(args); i++ {
+			flags[args[i]] = args[i+1]
+		}
+		if flags["-namespace"] == ns && flags["-address"] == harness.address {
+			out[flags["-id"]] = pid
+		}
+	}
+	return out
+}
+
+// orphanShims returns the ids of ns's shims for which containerd has no
+// task.
+func orphanShims(t *testing.T, ns string) []string {
+	t.Helper()
+	ctx, cancel := nsCtx(t)
+	defer cancel()
+	var out []string
+	for id := range shimPids(t, ns) {
+		c, err := harness.client.LoadContainer(ctx, id)
+		if err == nil {
+			if _, err = c.Task(ctx, nil); err == nil {
+				continue
+			}
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// markers lists the run markers sbxrun keeps for namespace ns in the
+// harness's state directory.
+func markers(t *testing.T, ns string) []string {
+	t.Helper()
+	entries, _ := os.ReadDir(filepath.Join(harness.root, "state", "owners", ns))
+	var out []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// shimSocket is where a containerd 1.6/2.x shim of task id in ns listens.
+func shimSocket(ns, id string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(harness.address, ns, id)))
+	return fmt.Sprintf("/run/containerd/s/%x", sum)
+}
+
+// TestGCStopsShimUnknownToContainerd: a shim that containerd does not know
+// (what containerd 1.6 leaves when a client dies while it starts a task)
+// is shut down by gc, and its socket removed; the shim of a live sandbox
+// is left alone.
+func TestGCStopsShimUnknownToContainerd(t *testing.T) {
+	t.Parallel()
+	ns := useNamespace(t, false)
+
+	live := nameFor(t, "live")
+	p := start(t, opts{}, "run", "--pull", "never", "--name", live, "base", "--", "sh", "-c", loopScript)
+	waitOutput(t, p, p.stdout, "ready", 30*time.Second)
+	livePid := shimPids(t, ns)[live]
+	if livePid == 0 {
+		t.Fatalf("no shim found for the running sandbox %q", live)
+	}
+
+	// The shim as containerd starts it, from a bundle containerd has
+	// forgotten.
+	id := nameFor(t, "orphan")
+	bundle := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := exec.LookPath("containerd-shim-runc-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-namespace", ns, "-id", id, "-address", harness.address, "-publish-binary", "containerd", "start")
+	cmd.Dir = bundle
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("starting a shim: %v\n%s", err, out)
+	}
+	var orphan int
+	waitFor(5*time.Second, func() bool { orphan = shimPids(t, ns)[id]; return orphan != 0 })
+	if orphan == 0 {
+		t.Fatalf("the shim started for %q is not running; its log:\n%s", id, readFile(filepath.Join(bundle, "log")))
+	}
+	t.Cleanup(func() {
+		// Only if gc failed: the pid is still this test's shim.
+		if shimPids(t, ns)[id] == orphan {
+			_ = syscall.Kill(orphan, syscall.SIGKILL)
+		}
+		_ = os.Remove(shimSocket(ns, id))
+	})
+	if _, err := os.Stat(shimSocket(ns, id)); err != nil {
+		t.Fatalf("the shim's socket: %v", err)
+	}
+
+	stdout, stderr, code := run(t, "gc")
+	expect(t, "sbxrun gc", code, 0, stdout, stderr)
+	if !strings.Contains(stdout, "stopped the orphaned shim of "+id) {
+		t.Errorf("gc output %q does not report the orphaned shim of %q", stdout, id)
+	}
+	if !waitFor(5*time.Second, func() bool { return shimPids(t, ns)[id] == 0 }) {
+		t.Errorf("the orphaned shim of %q (pid %d) still runs after gc", id, orphan)
+	}
+	if _, err := os.Stat(shimSocket(ns, id)); !os.IsNotExist(err) {
+		t.Errorf("the orphaned shim's socket is still there after gc (stat: %v)", err)
+	}
+	if got := shimPids(t, ns)[live]; got != livePid {
+		t.Errorf("gc touched the shim of the live sandbox %q: pid %d, want %d", live, got, livePid)
+	}
+	if e, ok := psFind(t, live); !ok || e.Status != "running" {
+		t.Errorf("after gc the live sandbox is %+v (listed: %v), want running", e, ok)
+	}
+	stdout, stderr, code = run(t, "kill", live)
+	expect(t, "sbxrun kill", code, 0, stdout, stderr)
+	if code := p.wait(t, 30*time.Second); code != 137 {
+		t.Errorf("the live sandbox's run after sbxrun kill: exit %d, want 137", code)
+	}
+	assertGone(t, live)
+}
+
+// TestKilledRunsLeaveNoShim SIGKILLs runs at random points of their start
+// (50-300 ms in, where containerd 1.6 leaves shims behind): a later run
+// stops the shims of the killed runs it finds markers for, and gc leaves
+// no shim, marker, container or snapshot of them behind.
+func TestKilledRunsLeaveNoShim(t *testing.T) {
+	t.Parallel()
+	ns := useNamespace(t, false)
+	const kills = 20
+	for i := 0; i < kills; i++ {
+		p := start(t, opts{}, "run", "--pull", "never", "base", "--", "sh", "-c", "sleep 1")
+		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
+		_ = p.cmd.Process.Kill()
+		p.wait(t, 10*time.Second)
+	}
+	time.Sleep(time.Second)
+	t.Logf("after %d kills: %d shim(s) containerd does not know, %d marker(s)", kills, len(orphanShims(t, ns)), len(markers(t, ns)))
+
+	// A run after the markers' grace period collects the killed runs,
+	// shims included.
+	time.Sleep(5 * time.Second)
+	stdout, stderr, code := run(t, "run", "--pull", "never", "base", "--", "true")
+	expect(t, "a run after the kills", code, 0, stdout, stderr)
+	if o := orphanShims(t, ns); len(o) > 0 {
+		t.Errorf("after a run: shims of killed runs left that containerd does not know: %q", o)
+	}
+
+	stdout, stderr, code = run(t, "gc")
+	expect(t, "sbxrun gc", code, 0, stdout, stderr)
+	if !waitFor(10*time.Second, func() bool { return len(shimPids(t, ns)) == 0 }) {
+		t.Errorf("after gc: shims left: %v", shimPids(t, ns))
+	}
+	if m := markers(t, ns); len(m) > 0 {
+		t.Errorf("after gc: markers left: %q", m)
+	}
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
