@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
+
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
 // DefaultAddress is containerd's rootful socket.
@@ -48,8 +50,8 @@ func ResolveAddress(explicit string) string {
 			return a
 		}
 	}
-	if rootless() {
-		if s := rootlessSocket(); s != "" {
+	if rootless.Active() {
+		if s := rootless.Socket(); s != "" {
 			return s
 		}
 	}
@@ -62,7 +64,7 @@ func StateDir() string {
 	if d := os.Getenv("SBXRUN_STATE_DIR"); d != "" {
 		return d
 	}
-	if os.Geteuid() == 0 && !InRootlessNamespace() {
+	if os.Geteuid() == 0 && !rootless.InNamespace() {
 		return "/var/lib/sbxrun"
 	}
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
@@ -104,7 +106,7 @@ func (g *Global) connect(ctx context.Context) (*client.Client, context.Context, 
 		return nil, ctx, err
 	}
 	if _, err := os.Stat(strings.TrimPrefix(addr, "unix://")); err != nil {
-		if rootless() {
+		if rootless.Active() {
 			return nil, ctx, fmt.Errorf("cannot reach containerd: socket %q: %w; as a non-root user start your own with `sbxrun rootless setup && sbxrun rootless start`, or point --address/SBXRUN_ADDRESS at a socket you may use", addr, errors.Unwrap(err))
 		}
 		return nil, ctx, fmt.Errorf("cannot reach containerd: socket %q: %w; start containerd (systemctl start containerd, or `make demo` for a private one) or point --address/SBXRUN_ADDRESS at its socket", addr, errors.Unwrap(err))

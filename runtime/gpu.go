@@ -11,6 +11,7 @@ import (
 
 	"github.com/sbxrun/sbxrun/gpu"
 	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
 // CDISpecDirsEnv names the variable that lists CDI spec directories,
@@ -115,7 +116,7 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	// Only root in the host's user namespace writes the host's spec files
 	// (inside RootlessKit's namespace, or any other, sbxrun is uid 0 but
 	// may not), and only for a run: `sbxrun spec` and unit generation read.
-	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0 && !InRootlessNamespace() && !oci.InUserNamespace() && !o.readOnlyHost}
+	refresh := gpu.RefreshOptions{Rewrite: os.Geteuid() == 0 && !rootless.InNamespace() && !oci.InUserNamespace() && !o.readOnlyHost}
 	say := func(notes []string) {
 		for _, n := range notes {
 			o.notef("%s", n)

@@ -60,9 +60,10 @@ func (e *MountTargetError) Error() string {
 
 // checkMountTargets refuses mounts whose destinations, resolved through the
 // image's symlinks as runc resolves them, nest differently than written: a
-// mount that lands inside (or on) a bind mount of a host path without
-// being written below it. A plain link such as /var/run -> /run, with no
-// other mount at the place it leads to, is followed as Docker does.
+// mount that lands below a bind mount of a host path without being written
+// below it, for which runc would create a mountpoint in the host directory.
+// A plain link such as /var/run -> /run, or /lib -> usr/lib with a file
+// mounted under both names, is followed as Docker does.
 func checkMountTargets(image string, root securejoin.VFS, mounts []specs.Mount) error {
 	type target struct{ written, resolved string }
 	targets := make([]target, len(mounts))
@@ -81,7 +82,7 @@ func checkMountTargets(image string, root securejoin.VFS, mounts []specs.Mount) 
 			continue
 		}
 		for b := range mounts {
-			if b == a || !within(targets[b].resolved, targets[a].resolved) || within(targets[b].written, targets[a].written) {
+			if b == a || !below(targets[b].resolved, targets[a].resolved) || within(targets[b].written, targets[a].written) {
 				continue
 			}
 			link := targets[a]
@@ -96,7 +97,13 @@ func checkMountTargets(image string, root securejoin.VFS, mounts []specs.Mount) 
 
 // within reports whether p is dir or below it.
 func within(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+	return p == dir || below(p, dir)
+}
+
+// below reports whether p is strictly below dir: runc would create p's
+// mountpoint in dir. Two mounts at one place only cover each other.
+func below(p, dir string) bool {
+	return p != dir && (dir == "/" || strings.HasPrefix(p, dir+"/"))
 }
 
 // isBind reports whether a spec mount binds a host path.

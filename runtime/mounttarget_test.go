@@ -63,6 +63,7 @@ func bindAt(dst string) specs.Mount {
 var defaultMounts = []specs.Mount{
 	{Destination: "/proc", Type: "proc", Source: "proc"},
 	{Destination: "/dev", Type: "tmpfs", Source: "tmpfs"},
+	{Destination: "/dev/pts", Type: "devpts", Source: "devpts"},
 	{Destination: "/run", Type: "tmpfs", Source: "tmpfs"},
 	bindAt("/etc/hosts"),
 	bindAt("/etc/resolv.conf"),
@@ -162,6 +163,16 @@ func TestCheckMountTargets(t *testing.T) {
 			layers: [][]layerEntry{{"scratch -> /workspace/scratch", "workspace/"}},
 			mounts: append([]specs.Mount{bindAt("/workspace"), {Destination: "/scratch", Type: "tmpfs"}}, defaultMounts...),
 			want:   &MountTargetError{Link: "/scratch", To: "/workspace/scratch", Inside: "/workspace"},
+		},
+		{
+			name:   "one file mounted under two names (merged /usr)",
+			layers: [][]layerEntry{{"lib -> usr/lib", "usr/lib/x/"}},
+			mounts: append([]specs.Mount{bindAt("/lib/x/libcuda.so.1"), bindAt("/usr/lib/x/libcuda.so.1")}, defaultMounts...),
+		},
+		{
+			name:   "two directories at one place cover each other",
+			layers: [][]layerEntry{{"workspace -> /data", "data/"}},
+			mounts: append([]specs.Mount{bindAt("/workspace"), bindAt("/data")}, defaultMounts...),
 		},
 		{
 			name:   "symlink loop is left to runc",

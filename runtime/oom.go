@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
 // capSysResource is CAP_SYS_RESOURCE's bit in /proc/PID/status.
@@ -15,7 +17,7 @@ const capSysResource = 24
 // oom_score_adj below 0 needs CAP_SYS_RESOURCE, which some hosts withhold
 // even from root (and a rootless runc never has).
 func checkOOMScoreAdj(v int) error {
-	if v >= 0 || hasCap(capSysResource) && !rootless() {
+	if v >= 0 || hasCap(capSysResource) && !rootless.Active() {
 		return nil
 	}
 	return fmt.Errorf("--oom-score-adj %d needs CAP_SYS_RESOURCE to go below 0, which sbxrun does not have here: use a value from 0 to 1000", v)

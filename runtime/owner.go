@@ -1,11 +1,12 @@
 package runtime
 
 import (
-	"bytes"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/sbxrun/sbxrun/internal/hostinfo"
 )
 
 // Labels sbxrun puts on every container it creates, so that gc and the next
@@ -28,27 +29,8 @@ var bootID = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(b))
 })
 
-// procStart returns the start time (field 22 of /proc/PID/stat, in clock
-// ticks since boot) of pid, or "" when pid does not exist. Together with the
-// pid and the boot id it identifies a process even after pid reuse.
-func procStart(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	// The command name may hold spaces and parentheses: split after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); start time is field 22.
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		// A zombie has ended: it cannot own anything any more.
-		return ""
-	}
-	return f[19]
-}
+// procStart is hostinfo.ProcStart: the start time of pid, "" when it is gone.
+func procStart(pid int) string { return hostinfo.ProcStart(pid) }
 
 // ownerLabels names the current process as the owner of a container.
 func ownerLabels() map[string]string {

@@ -28,10 +28,13 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	ctrdoci "github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/docker/go-units"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/sbxrun/sbxrun/images"
+	"github.com/sbxrun/sbxrun/internal/hostinfo"
 	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
 // RunOptions is everything one `sbxrun run` needs. The CLI fills it from
@@ -183,7 +186,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 			return nil, err
 		}
 		sb.OOMScoreAdj = o.OOMScoreAdj
-	case !rootless():
+	case !rootless.Active():
 		sb.OOMScoreAdj = new(int)
 	}
 	sb.Namespace = o.namespace()
@@ -628,7 +631,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		if con != nil {
 			_ = con.Reset()
 		}
-		fmt.Fprintf(o.Stderr, "sbxrun: sandbox %s was OOM-killed: it reached its memory limit of %s (raise it with --memory)\n", o.Name, humanBytes(p.sb.Memory))
+		fmt.Fprintf(o.Stderr, "sbxrun: sandbox %s was OOM-killed: it reached its memory limit of %s (raise it with --memory)\n", o.Name, units.BytesSize(float64(p.sb.Memory)))
 	}
 	_, _ = task.Delete(runCtx)
 	tr.mark("delete task")
@@ -834,17 +837,6 @@ func (o *RunOptions) hintProfile(err error, p *prepared) error {
 	return fmt.Errorf("%q is not a profile (%s) and pulling it as an image failed: %w", o.Target, strings.Join(profs.Names(), ", "), err)
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	switch {
-	case n >= unit*unit*unit && n%(unit*unit*unit) == 0:
-		return fmt.Sprintf("%dGiB", n/(unit*unit*unit))
-	case n >= unit*unit && n%(unit*unit) == 0:
-		return fmt.Sprintf("%dMiB", n/(unit*unit))
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
 // tracer prints how long each phase of a run took, with --debug.
 type tracer struct {
 	w    io.Writer
@@ -872,10 +864,7 @@ func (t *tracer) mark(phase string) {
 
 // cgroup facts of this host, read once per process.
 var (
-	cgroupV2 = sync.OnceValue(func() bool {
-		_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
-		return err == nil
-	})
+	cgroupV2 = hostinfo.CgroupV2
 	// swapAccounting is false on cgroup v1 hosts booted without swap
 	// accounting, where runc fails on any swap limit.
 	swapAccounting = sync.OnceValue(func() bool {
@@ -1057,7 +1046,7 @@ func drainIO(p client.Process) {
 // fix) unless best-effort limits were asked for, and then it runs without
 // them after one warning line. Never silently unlimited.
 func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *Resolved) error {
-	if !rootless() {
+	if !rootless.Active() {
 		return nil
 	}
 	if sb.User == "" {
@@ -1068,9 +1057,9 @@ func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *Resolved) error {
 		sb.User = "0:0"
 	}
 	sb.BindSys = sb.Network == "" || sb.Network == "host"
-	support := rootlessLimits()
-	if support.ok {
-		sb.CgroupsPath = support.parent + "/sbxrun/" + sb.Namespace + "-" + sb.ID
+	support := rootless.Limits()
+	if support.OK {
+		sb.CgroupsPath = support.Parent + "/sbxrun/" + sb.Namespace + "-" + sb.ID
 		return nil
 	}
 	sb.NoCgroups = true
@@ -1092,9 +1081,9 @@ func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *Resolved) error {
 	}
 	what := strings.Join(asked, ", ")
 	if res.Profile.BestEffortLimits == nil || !*res.Profile.BestEffortLimits {
-		return fmt.Errorf("rootless sbxrun cannot enforce %s here: %s; or pass --best-effort-limits (profile key best_effort_limits: true) to run without them", what, support.reason)
+		return fmt.Errorf("rootless sbxrun cannot enforce %s here: %s; or pass --best-effort-limits (profile key best_effort_limits: true) to run without them", what, support.Reason)
 	}
-	o.notef("warning: %s not enforced (--best-effort-limits): %s", what, firstClause(support.reason))
+	o.notef("warning: %s not enforced (--best-effort-limits): %s", what, firstClause(support.Reason))
 	sb.Memory, sb.MemorySwap, sb.CPUs, sb.PidsLimit = 0, 0, 0, 0
 	return nil
 }

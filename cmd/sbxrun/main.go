@@ -8,6 +8,7 @@ import (
 
 	"github.com/sbxrun/sbxrun/hooks"
 	"github.com/sbxrun/sbxrun/runtime"
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
 func main() {
@@ -26,7 +27,7 @@ func main() {
 	// namespaces (the process is replaced); rootless commands themselves
 	// manage that daemon from outside.
 	if len(os.Args) < 2 || os.Args[1] != "rootless" {
-		if err := runtime.EnterRootless(os.Args); err != nil {
+		if err := rootless.Enter(os.Args, runtime.ResolveCDISpecDirs); err != nil {
 			fmt.Fprintln(os.Stderr, "sbxrun: "+err.Error())
 			os.Exit(runtime.ExitFailed)
 		}

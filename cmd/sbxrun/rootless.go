@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sbxrun/sbxrun/runtime"
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 	"github.com/sbxrun/sbxrun/runtime/systemd"
 )
 
@@ -20,7 +21,7 @@ func rootlessCommand() *cli.Command {
 			{Name: "setup", Usage: "check prerequisites and write the per-user containerd config", OnUsageError: usageError,
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "systemd", Usage: "also install a systemd --user unit that starts it at login (or boot, with lingering)"}},
 				Action: func(c *cli.Context) error {
-					if err := runtime.RootlessSetup(os.Stdout); err != nil {
+					if err := rootless.Setup(os.Stdout); err != nil {
 						return err
 					}
 					if c.Bool("systemd") {
@@ -32,12 +33,12 @@ func rootlessCommand() *cli.Command {
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "foreground", Usage: "stay in the foreground (for a service manager; Type=notify)"}},
 				Action: func(c *cli.Context) error {
 					ready := func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyReady) }
-					return runtime.RootlessStart(c.Context, os.Stdout, c.Bool("foreground"), ready)
+					return rootless.Start(c.Context, os.Stdout, c.Bool("foreground"), ready, runtime.StopAll)
 				}},
 			{Name: "stop", Usage: "stop the per-user containerd and its sandboxes", OnUsageError: usageError,
-				Action: func(c *cli.Context) error { return runtime.RootlessStop(os.Stdout) }},
+				Action: func(c *cli.Context) error { return rootless.Stop(os.Stdout, runtime.StopAll) }},
 			{Name: "status", Usage: "show whether it runs, its socket, unmet prerequisites and which limits hold", OnUsageError: usageError,
-				Action: func(c *cli.Context) error { return runtime.RootlessStatus(os.Stdout) }},
+				Action: func(c *cli.Context) error { return rootless.Status(os.Stdout) }},
 		},
 	}
 }

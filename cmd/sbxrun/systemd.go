@@ -11,6 +11,7 @@ import (
 
 	"github.com/sbxrun/sbxrun/oci"
 	"github.com/sbxrun/sbxrun/runtime"
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 	"github.com/sbxrun/sbxrun/runtime/systemd"
 )
 
@@ -74,7 +75,7 @@ func generateUnit(c *cli.Context) error {
 	}
 
 	scope := systemd.System
-	if os.Geteuid() != 0 || runtime.InRootlessNamespace() {
+	if os.Geteuid() != 0 || rootless.InNamespace() {
 		scope = systemd.User
 	}
 	exe, err := os.Executable()

@@ -1,7 +1,6 @@
-package runtime
+package rootless
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
+	sysuser "github.com/moby/sys/user"
 
+	"github.com/sbxrun/sbxrun/internal/hostinfo"
 	"github.com/sbxrun/sbxrun/oci"
 )
 
@@ -30,15 +29,16 @@ const envRootless = "SBXRUN_ROOTLESS"
 // envRootlessWd carries the working directory into the namespaces.
 const envRootlessWd = "SBXRUN_ROOTLESS_WD"
 
-// InRootlessNamespace reports whether this process runs inside the rootless
-// containerd's namespaces, entered by EnterRootless.
-func InRootlessNamespace() bool { return os.Getenv(envRootless) == "1" }
+// InNamespace reports whether this process runs inside the rootless
+// containerd's namespaces, entered by Enter.
+func InNamespace() bool { return os.Getenv(envRootless) == "1" }
 
-// rootless reports whether sbxrun works against a per-user containerd.
-func rootless() bool { return os.Geteuid() != 0 || InRootlessNamespace() }
+// Active reports whether sbxrun works against a per-user containerd (it
+// runs as a user, or inside that containerd's namespaces).
+func Active() bool { return os.Geteuid() != 0 || InNamespace() }
 
-// RootlessPaths are the files of one user's rootless containerd.
-type RootlessPaths struct {
+// Paths are the files of one user's rootless containerd.
+type Paths struct {
 	// RunDir ($XDG_RUNTIME_DIR/sbxrun) holds the socket, the RootlessKit
 	// state and what is bind-mounted at /run/containerd in the namespace.
 	RunDir string
@@ -48,42 +48,42 @@ type RootlessPaths struct {
 }
 
 // Socket is the rootless containerd's socket.
-func (p RootlessPaths) Socket() string { return filepath.Join(p.RunDir, "containerd.sock") }
+func (p Paths) Socket() string { return filepath.Join(p.RunDir, "containerd.sock") }
 
-func (p RootlessPaths) config() string       { return filepath.Join(p.DataDir, "containerd.toml") }
-func (p RootlessPaths) log() string          { return filepath.Join(p.DataDir, "containerd.log") }
-func (p RootlessPaths) pidFile() string      { return filepath.Join(p.RunDir, "rootlesskit.pid") }
-func (p RootlessPaths) kitDir() string       { return filepath.Join(p.RunDir, "rootlesskit") }
-func (p RootlessPaths) childPidFile() string { return filepath.Join(p.kitDir(), "child_pid") }
-func (p RootlessPaths) runContainerd() string {
+func (p Paths) config() string       { return filepath.Join(p.DataDir, "containerd.toml") }
+func (p Paths) log() string          { return filepath.Join(p.DataDir, "containerd.log") }
+func (p Paths) pidFile() string      { return filepath.Join(p.RunDir, "rootlesskit.pid") }
+func (p Paths) kitDir() string       { return filepath.Join(p.RunDir, "rootlesskit") }
+func (p Paths) childPidFile() string { return filepath.Join(p.kitDir(), "child_pid") }
+func (p Paths) runContainerd() string {
 	return filepath.Join(p.RunDir, "run-containerd")
 }
 
-// UserRootlessPaths returns the invoking user's rootless paths, or an error
+// UserPaths returns the invoking user's rootless paths, or an error
 // naming the fix when XDG_RUNTIME_DIR is missing.
-func UserRootlessPaths() (RootlessPaths, error) {
+func UserPaths() (Paths, error) {
 	rt := os.Getenv("XDG_RUNTIME_DIR")
 	if rt == "" {
-		return RootlessPaths{}, errors.New("XDG_RUNTIME_DIR is not set: log in through a session that sets it, or create one yourself: `export XDG_RUNTIME_DIR=/tmp/run-$(id -u); mkdir -m 700 -p $XDG_RUNTIME_DIR`")
+		return Paths{}, errors.New("XDG_RUNTIME_DIR is not set: log in through a session that sets it, or create one yourself: `export XDG_RUNTIME_DIR=/tmp/run-$(id -u); mkdir -m 700 -p $XDG_RUNTIME_DIR`")
 	}
 	if fi, err := os.Stat(rt); err != nil || !fi.IsDir() {
-		return RootlessPaths{}, fmt.Errorf("XDG_RUNTIME_DIR %q is not a directory: create it with `mkdir -m 700 -p %s`", rt, rt)
+		return Paths{}, fmt.Errorf("XDG_RUNTIME_DIR %q is not a directory: create it with `mkdir -m 700 -p %s`", rt, rt)
 	}
 	data := os.Getenv("XDG_DATA_HOME")
 	if data == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return RootlessPaths{}, errors.New("neither XDG_DATA_HOME nor HOME is set: set HOME")
+			return Paths{}, errors.New("neither XDG_DATA_HOME nor HOME is set: set HOME")
 		}
 		data = filepath.Join(home, ".local", "share")
 	}
-	return RootlessPaths{RunDir: filepath.Join(rt, "sbxrun"), DataDir: filepath.Join(data, "sbxrun")}, nil
+	return Paths{RunDir: filepath.Join(rt, "sbxrun"), DataDir: filepath.Join(data, "sbxrun")}, nil
 }
 
 // rootlessSocket is the rootless containerd's socket when this user runs
 // one, else "".
-func rootlessSocket() string {
-	p, err := UserRootlessPaths()
+func Socket() string {
+	p, err := UserPaths()
 	if err != nil {
 		return ""
 	}
@@ -101,9 +101,9 @@ type Prerequisite struct {
 	Err error
 }
 
-// CheckRootless checks every prerequisite of a rootless containerd for the
+// Check checks every prerequisite of a rootless containerd for the
 // current user and returns them all, met or not.
-func CheckRootless() []Prerequisite {
+func Check() []Prerequisite {
 	var out []Prerequisite
 	add := func(name string, err error) { out = append(out, Prerequisite{name, err}) }
 	u, uerr := user.Current()
@@ -114,7 +114,7 @@ func CheckRootless() []Prerequisite {
 	if os.Geteuid() == 0 {
 		add("non-root user", errors.New("rootless mode is for unprivileged users: run it as the user who will run sandboxes (root uses the system containerd)"))
 	}
-	_, err := UserRootlessPaths()
+	_, err := UserPaths()
 	add("XDG_RUNTIME_DIR", err)
 	for _, b := range []struct{ bin, pkg string }{
 		{"newuidmap", "uidmap"}, {"newgidmap", "uidmap"}, {"rootlesskit", "rootlesskit"},
@@ -137,22 +137,14 @@ func CheckRootless() []Prerequisite {
 	return out
 }
 
+// hasSubID reports whether the subordinate-ID file at path (/etc/subuid or
+// /etc/subgid) gives u, by name or uid, a range of at least 65536 IDs, which
+// a rootless containerd needs to map a whole image's users.
 func hasSubID(path string, u *user.User) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Split(strings.TrimSpace(s.Text()), ":")
-		if len(fields) == 3 && (fields[0] == u.Username || fields[0] == u.Uid) {
-			if n, err := strconv.Atoi(fields[2]); err == nil && n >= 65536 {
-				return true
-			}
-		}
-	}
-	return false
+	ranges, err := sysuser.ParseSubIDFileFilter(path, func(r sysuser.SubID) bool {
+		return (r.Name == u.Username || r.Name == u.Uid) && r.Count >= 65536
+	})
+	return err == nil && len(ranges) > 0
 }
 
 func checkUserns() error {
@@ -184,16 +176,16 @@ func firstUnmet(ps []Prerequisite) error {
 	return nil
 }
 
-// RootlessSetup checks the prerequisites and writes the per-user containerd
+// Setup checks the prerequisites and writes the per-user containerd
 // config. It prints what it did and the next command.
-func RootlessSetup(out io.Writer) error {
-	if err := firstUnmet(CheckRootless()); err != nil {
-		return withCode(ExitFailed, err)
+func Setup(out io.Writer) error {
+	if err := firstUnmet(Check()); err != nil {
+		return err
 	}
-	p, _ := UserRootlessPaths()
+	p, _ := UserPaths()
 	for _, d := range []string{p.RunDir, p.DataDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return withCode(ExitFailed, fmt.Errorf("creating %q: %w", d, err))
+			return fmt.Errorf("creating %q: %w", d, err)
 		}
 	}
 	cfg := fmt.Sprintf(`# written by sbxrun rootless setup
@@ -209,34 +201,39 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = %q
 `, filepath.Join(p.DataDir, "containerd"), filepath.Join(p.RunDir, "containerd-state"), p.Socket(), p.Socket()+".ttrpc")
 	if err := os.WriteFile(p.config(), []byte(cfg), 0o600); err != nil {
-		return withCode(ExitFailed, fmt.Errorf("writing %q: %w", p.config(), err))
+		return fmt.Errorf("writing %q: %w", p.config(), err)
 	}
 	fmt.Fprintf(out, "wrote %s\nnext: sbxrun rootless start\n", p.config())
 	return nil
 }
 
-// RootlessStart starts the user's containerd under RootlessKit, detached,
+// StopFunc ends every sandbox of the containerd at socket and returns how
+// many it ended (runtime.StopAll): the rootless daemon is stopped only after
+// its sandboxes, since shims outlive containerd.
+type StopFunc func(socket string) (int, error)
+
+// Start starts the user's containerd under RootlessKit, detached,
 // and waits for its socket.
 //
 // With foreground (a service manager's main process), the daemon's log goes
-// to out, ready is called once the socket answers, and RootlessStart
+// to out, ready is called once the socket answers, and Start
 // returns only when the daemon ends: on SIGTERM or SIGINT it stops the
 // sandboxes, then the daemon.
-func RootlessStart(ctx context.Context, out io.Writer, foreground bool, ready func()) error {
-	if err := firstUnmet(CheckRootless()); err != nil {
-		return withCode(ExitFailed, err)
+func Start(ctx context.Context, out io.Writer, foreground bool, ready func(), stopAll StopFunc) error {
+	if err := firstUnmet(Check()); err != nil {
+		return err
 	}
-	p, _ := UserRootlessPaths()
-	if pid, ok := rootlessRunning(p); ok {
+	p, _ := UserPaths()
+	if pid, ok := running(p); ok {
 		fmt.Fprintf(out, "rootless containerd already running (pid %d), socket %s\n", pid, p.Socket())
 		return nil
 	}
 	if _, err := os.Stat(p.config()); err != nil {
-		return withCode(ExitFailed, fmt.Errorf("no rootless config at %q: run `sbxrun rootless setup` first", p.config()))
+		return fmt.Errorf("no rootless config at %q: run `sbxrun rootless setup` first", p.config())
 	}
 	for _, d := range []string{p.RunDir, p.runContainerd()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return withCode(ExitFailed, fmt.Errorf("creating %q: %w", d, err))
+			return fmt.Errorf("creating %q: %w", d, err)
 		}
 	}
 	_ = os.RemoveAll(p.kitDir())
@@ -245,7 +242,7 @@ func RootlessStart(ctx context.Context, out io.Writer, foreground bool, ready fu
 	if !foreground {
 		logf, err := os.OpenFile(p.log(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
-			return withCode(ExitFailed, fmt.Errorf("opening %q: %w", p.log(), err))
+			return fmt.Errorf("opening %q: %w", p.log(), err)
 		}
 		defer logf.Close()
 		logw = logf
@@ -278,7 +275,7 @@ mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd -
 		defer signal.Stop(sigc)
 	}
 	if err := cmd.Start(); err != nil {
-		return withCode(ExitFailed, fmt.Errorf("starting rootlesskit: %w", err))
+		return fmt.Errorf("starting rootlesskit: %w", err)
 	}
 	pid := cmd.Process.Pid
 	_ = os.WriteFile(p.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600)
@@ -295,34 +292,34 @@ mkdir -p /run/containerd && mount --bind %q /run/containerd && exec containerd -
 				if ready != nil {
 					ready()
 				}
-				return superviseRootless(p, pid, exited, sigc, out)
+				return supervise(p, pid, exited, sigc, out, stopAll)
 			}
 		}
 		select {
 		case err := <-exited:
 			_ = os.Remove(p.pidFile())
-			return withCode(ExitFailed, fmt.Errorf("rootless containerd exited at start (%v): %s", err, lastLine(p.log())))
+			return fmt.Errorf("rootless containerd exited at start (%v): %s", err, lastLine(p.log()))
 		case <-deadline:
 			_ = syscall.Kill(pid, syscall.SIGTERM)
-			return withCode(ExitFailed, fmt.Errorf("rootless containerd did not come up in 15s: see %s", p.log()))
+			return fmt.Errorf("rootless containerd did not come up in 15s: see %s", p.log())
 		case <-ctx.Done():
 			_ = syscall.Kill(pid, syscall.SIGTERM)
-			return withCode(ExitFailed, ctx.Err())
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// superviseRootless waits, in the foreground, for the daemon to end or for
+// supervise waits, in the foreground, for the daemon to end or for
 // a signal to stop it.
-func superviseRootless(p RootlessPaths, pid int, exited <-chan error, sigc <-chan os.Signal, out io.Writer) error {
+func supervise(p Paths, pid int, exited <-chan error, sigc <-chan os.Signal, out io.Writer, stopAll StopFunc) error {
 	select {
 	case err := <-exited:
 		_ = os.Remove(p.pidFile())
-		return withCode(ExitFailed, fmt.Errorf("rootless containerd exited: %v", err))
+		return fmt.Errorf("rootless containerd exited: %v", err)
 	case <-sigc:
 	}
-	if n, err := stopAllTasks(p.Socket()); err == nil && n > 0 {
+	if n, err := stopAll(p.Socket()); err == nil && n > 0 {
 		fmt.Fprintf(out, "stopped %d sandbox(es)\n", n)
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
@@ -338,32 +335,32 @@ func superviseRootless(p RootlessPaths, pid int, exited <-chan error, sigc <-cha
 	return nil
 }
 
-// RootlessStop stops the user's rootless containerd and what runs under it.
-func RootlessStop(out io.Writer) error {
-	p, err := UserRootlessPaths()
+// Stop stops the user's rootless containerd and what runs under it.
+func Stop(out io.Writer, stopAll StopFunc) error {
+	p, err := UserPaths()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
-	pid, ok := rootlessRunning(p)
+	pid, ok := running(p)
 	if !ok {
 		fmt.Fprintln(out, "rootless containerd is not running")
 		return nil
 	}
 	// Shims outlive containerd: end the sandboxes first, so stopping
 	// leaves no process, task or mount behind.
-	if n, err := stopAllTasks(p.Socket()); err != nil {
+	if n, err := stopAll(p.Socket()); err != nil {
 		fmt.Fprintf(out, "sbxrun: warning: stopping sandboxes: %v\n", err)
 	} else if n > 0 {
 		fmt.Fprintf(out, "stopped %d sandbox(es)\n", n)
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	for i := 0; i < 100; i++ {
-		if _, ok := rootlessRunning(p); !ok {
+		if _, ok := running(p); !ok {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, ok := rootlessRunning(p); ok {
+	if _, ok := running(p); ok {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	_ = os.Remove(p.pidFile())
@@ -373,20 +370,20 @@ func RootlessStop(out io.Writer) error {
 	return nil
 }
 
-// RootlessStatus prints whether the user's containerd runs, its socket,
+// Status prints whether the user's containerd runs, its socket,
 // the prerequisites and which limits this host can enforce rootless.
-func RootlessStatus(out io.Writer) error {
-	p, perr := UserRootlessPaths()
+func Status(out io.Writer) error {
+	p, perr := UserPaths()
 	if perr == nil {
-		if pid, ok := rootlessRunning(p); ok {
+		if pid, ok := running(p); ok {
 			fmt.Fprintf(out, "running: yes (rootlesskit pid %d)\nsocket: %s\n", pid, p.Socket())
 		} else {
 			fmt.Fprintf(out, "running: no (start it with `sbxrun rootless start`)\nsocket: %s\n", p.Socket())
 		}
 		fmt.Fprintf(out, "data: %s\n", p.DataDir)
 	}
-	fmt.Fprintf(out, "limits: %s\n", rootlessLimits().describe())
-	for _, pr := range CheckRootless() {
+	fmt.Fprintf(out, "limits: %s\n", Limits().describe())
+	for _, pr := range Check() {
 		if pr.Err != nil {
 			fmt.Fprintf(out, "prerequisite %s: %v\n", pr.Name, pr.Err)
 		}
@@ -394,7 +391,7 @@ func RootlessStatus(out io.Writer) error {
 	return nil
 }
 
-func rootlessRunning(p RootlessPaths) (int, bool) {
+func running(p Paths) (int, bool) {
 	b, err := os.ReadFile(p.pidFile())
 	if err != nil {
 		return 0, false
@@ -403,7 +400,7 @@ func rootlessRunning(p RootlessPaths) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	if procStart(pid) == "" {
+	if hostinfo.ProcStart(pid) == "" {
 		return 0, false
 	}
 	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
@@ -416,7 +413,7 @@ func lastLine(path string) string {
 	return lines[len(lines)-1]
 }
 
-// EnterRootless re-executes sbxrun inside the rootless containerd's user
+// Enter re-executes sbxrun inside the rootless containerd's user
 // and mount namespaces when the invoking user is not root and runs one, as
 // other containerd clients do (nsenter): bind-mount sources, FIFOs and
 // snapshots then resolve the way the daemon sees them. Before it enters,
@@ -424,8 +421,8 @@ func lastLine(path string) string {
 // (oci.HostOwners), which the user namespace shows alike for root and any
 // other user. It returns only when there is nothing to enter (or on
 // error); otherwise the process is replaced.
-func EnterRootless(args []string) error {
-	if InRootlessNamespace() {
+func Enter(args []string, cdiSpecDirs func([]string) []string) error {
+	if InNamespace() {
 		// Only the record made on the host (below) tells whose files the
 		// overflow uid stands for here.
 		oci.UseHostOwners(os.Getenv(oci.HostOwnersEnv))
@@ -456,7 +453,7 @@ func EnterRootless(args []string) error {
 			return nil
 		}
 	}
-	p, err := UserRootlessPaths()
+	p, err := UserPaths()
 	if err != nil {
 		return nil
 	}
@@ -465,7 +462,7 @@ func EnterRootless(args []string) error {
 		return nil
 	}
 	child := strings.TrimSpace(string(b))
-	if _, err := strconv.Atoi(child); err != nil || procStart(atoi(child)) == "" {
+	if _, err := strconv.Atoi(child); err != nil || hostinfo.ProcStart(atoi(child)) == "" {
 		return nil
 	}
 	self, err := os.Executable()
@@ -481,7 +478,7 @@ func EnterRootless(args []string) error {
 	// The record is ours alone: a value from the environment would win.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, oci.HostOwnersEnv+"=") })
 	env = append(env, envRootless+"=1", envRootlessWd+"="+wd, "SBXRUN_ROOTLESS_UID="+strconv.Itoa(os.Getuid()),
-		oci.HostOwnersEnv+"="+oci.HostOwners(ResolveCDISpecDirs(cdiSpecDirArgs(args)), self))
+		oci.HostOwnersEnv+"="+oci.HostOwners(cdiSpecDirs(cdiSpecDirArgs(args)), self))
 	return syscall.Exec(nsenter, argv, env)
 }
 
@@ -508,30 +505,33 @@ func atoi(s string) int {
 	return n
 }
 
-// limitSupport says whether cgroup limits can be enforced for a rootless
+// LimitSupport says whether cgroup limits can be enforced for a rootless
 // sandbox on this host, and why not.
-type limitSupport struct {
-	ok     bool
-	parent string // delegated cgroup (v2) the sandbox's cgroup goes under
-	reason string
+type LimitSupport struct {
+	// OK says the limits can be enforced.
+	OK bool
+	// Parent is the delegated cgroup (v2) a sandbox's cgroup goes under.
+	Parent string
+	// Reason says why not, with the fix.
+	Reason string
 }
 
-func (l limitSupport) describe() string {
-	if l.ok {
-		return "enforced (cgroup v2, delegated " + l.parent + ")"
+func (l LimitSupport) describe() string {
+	if l.OK {
+		return "enforced (cgroup v2, delegated " + l.Parent + ")"
 	}
-	return "not enforceable: " + l.reason
+	return "not enforceable: " + l.Reason
 }
 
-// rootlessLimits checks cgroup delegation for the invoking user: cgroup v1
+// Limits checks cgroup delegation for the invoking user: cgroup v1
 // gives unprivileged users no cgroups at all; v2 needs the memory, cpu and
 // pids controllers delegated (systemd Delegate=yes on user@.service).
-func rootlessLimits() limitSupport {
-	if !cgroupV2() {
-		return limitSupport{reason: "this host uses cgroup v1, which gives unprivileged users no cgroups; boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2) and delegate controllers to users (Delegate=yes for user@.service), or run sbxrun as root"}
+func Limits() LimitSupport {
+	if !hostinfo.CgroupV2() {
+		return LimitSupport{Reason: "this host uses cgroup v1, which gives unprivileged users no cgroups; boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2) and delegate controllers to users (Delegate=yes for user@.service), or run sbxrun as root"}
 	}
 	uid := os.Getuid()
-	if InRootlessNamespace() {
+	if InNamespace() {
 		if v, err := strconv.Atoi(os.Getenv("SBXRUN_ROOTLESS_UID")); err == nil {
 			uid = v
 		}
@@ -539,7 +539,7 @@ func rootlessLimits() limitSupport {
 	parent := fmt.Sprintf("/user.slice/user-%d.slice/user@%d.service", uid, uid)
 	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", parent, "cgroup.subtree_control"))
 	if err != nil {
-		return limitSupport{reason: fmt.Sprintf("no delegated cgroup for uid %d (%s): log in through systemd-logind and set Delegate=yes for user@.service (`sudo systemctl edit user@.service`)", uid, parent)}
+		return LimitSupport{Reason: fmt.Sprintf("no delegated cgroup for uid %d (%s): log in through systemd-logind and set Delegate=yes for user@.service (`sudo systemctl edit user@.service`)", uid, parent)}
 	}
 	have := strings.Fields(string(b))
 	for _, c := range []string{"memory", "cpu", "pids"} {
@@ -548,44 +548,8 @@ func rootlessLimits() limitSupport {
 			found = found || h == c
 		}
 		if !found {
-			return limitSupport{reason: fmt.Sprintf("the %s controller is not delegated to uid %d: add it with Delegate=memory cpu pids for user@.service (`sudo systemctl edit user@.service`)", c, uid)}
+			return LimitSupport{Reason: fmt.Sprintf("the %s controller is not delegated to uid %d: add it with Delegate=memory cpu pids for user@.service (`sudo systemctl edit user@.service`)", c, uid)}
 		}
 	}
-	return limitSupport{ok: true, parent: parent}
-}
-
-// stopAllTasks kills and deletes every task of the containerd at socket, in
-// every namespace, and removes the sandboxes sbxrun would remove anyway
-// (--rm). It returns how many tasks it ended.
-func stopAllTasks(socket string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.New(socket, client.WithTimeout(5*time.Second))
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	nss, err := c.NamespaceService().List(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, ns := range nss {
-		nctx := namespaces.WithNamespace(ctx, ns)
-		ctrs, err := c.Containers(nctx)
-		if err != nil {
-			continue
-		}
-		for _, ctr := range ctrs {
-			if _, err := ctr.Task(nctx, nil); err == nil {
-				n++
-			}
-			if labels, _ := ctr.Labels(nctx); labels[LabelRemove] == "true" {
-				_ = remove(nctx, c, ctr, true)
-			} else {
-				_ = endTask(nctx, ctr, true)
-			}
-		}
-	}
-	return n, nil
+	return LimitSupport{OK: true, Parent: parent}
 }
