@@ -1,11 +1,15 @@
-// Package runtime is sbxrun's core: it resolves profiles and runs sandboxes
-// as containerd tasks. It is the only package that talks to containerd.
+// Package runtime runs sandboxes as containerd tasks: the run and exec
+// lifecycle, ps/stop/kill/rm/logs/wait/inspect, gc and leases. It dials
+// containerd (images works on the client runtime hands it); profiles are
+// resolved by runtime/profiles, the per-user daemon is runtime/rootless.
 //
 // One run, as data:
 //
 //	RunOptions (from the CLI)
-//	  → LoadProfiles + Resolve: built-in < /etc < ~/.config < ./sbxrun.yaml < --config < flags
-//	  → Resolved.Sandbox: ~ and . expanded, caches created → oci.Sandbox, validated
+//	  → profiles.Load + Resolve: built-in < /etc < ~/.config < ./sbxrun.yaml < --config < flags
+//	  → profiles.CheckTrust: an untrusted ./sbxrun.yaml may not widen the sandbox
+//	  → Resolved.Expand: ~ and . expanded → oci.Sandbox, validated; caches created
+//	  → bind sources opened, checked and staged (pinMounts)
 //	  → GPUs and CDI devices (gpus, gpu, devices): CDI specs loaded, NVIDIA specs
 //	    refreshed when the driver changed (gpu.Refresh), required or optional
 //	  → connect (one-line error naming the fix when the socket is missing)

@@ -3,6 +3,8 @@ package runtime
 import (
 	"errors"
 	"fmt"
+
+	"github.com/containerd/errdefs"
 )
 
 // Exit codes shared by every sbxrun command (DESIGN.md, "Contracts").
@@ -50,4 +52,17 @@ func ExitCode(err error) int {
 		return ee.Code
 	}
 	return ExitFailed
+}
+
+// badInputError marks an error as bad input (errdefs.ErrInvalidArgument:
+// exit 125, nothing was created) without changing its text.
+type badInputError struct{ err error }
+
+func (e badInputError) Error() string { return e.err.Error() }
+
+func (e badInputError) Unwrap() []error { return []error{e.err, errdefs.ErrInvalidArgument} }
+
+// badConfigf formats a bad-input error; %w is honoured.
+func badConfigf(format string, a ...any) error {
+	return badInputError{fmt.Errorf(format, a...)}
 }

@@ -7,10 +7,9 @@ import (
 	"slices"
 	"strings"
 
-	"tags.cncf.io/container-device-interface/pkg/parser"
-
 	"github.com/sbxrun/sbxrun/gpu"
 	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
@@ -39,39 +38,11 @@ func ResolveCDISpecDirs(explicit []string) []string {
 	return slices.Clone(oci.DefaultCDISpecDirs)
 }
 
-// keyError is a validation problem with one profile key.
-type keyError struct {
-	key string
-	err error
-}
-
-// validateDevices checks the gpus, gpu and devices keys of one layer.
-func validateDevices(p *Profile) *keyError {
-	if p.GPUs != nil {
-		if _, err := gpu.ParseRequest(*p.GPUs); err != nil {
-			return &keyError{"gpus", err}
-		}
-	}
-	if p.GPU != nil {
-		switch *p.GPU {
-		case "required", "optional":
-		default:
-			return &keyError{"gpu", fmt.Errorf("unknown gpu %q: use required or optional", *p.GPU)}
-		}
-	}
-	for _, d := range p.Devices {
-		if _, _, _, err := parser.ParseQualifiedName(d); err != nil {
-			return &keyError{"devices", fmt.Errorf("invalid CDI device %q: use VENDOR/CLASS=NAME, such as nvidia.com/gpu=0", d)}
-		}
-	}
-	return nil
-}
-
 // gpuRequest is the resolved gpus key, parsed; nil when it asks for no
 // GPU (unset, or none). The request is optional with "gpu: optional",
 // unless the GPUs were asked for on the command line, which always
 // requires them.
-func (r *Resolved) gpuRequest() (req *gpu.Request, optional bool, err error) {
+func gpuRequest(r *profiles.Resolved) (req *gpu.Request, optional bool, err error) {
 	p := &r.Profile
 	if p.GPUs == nil {
 		return nil, false, nil
@@ -80,7 +51,7 @@ func (r *Resolved) gpuRequest() (req *gpu.Request, optional bool, err error) {
 	if err != nil || parsed.None {
 		return nil, false, err
 	}
-	optional = p.GPU != nil && *p.GPU == "optional" && r.Sources["gpus"] != sourceFlag
+	optional = p.GPU != nil && *p.GPU == "optional" && r.Sources["gpus"] != profiles.SourceFlag
 	return &parsed, optional, nil
 }
 
@@ -91,11 +62,11 @@ func (r *Resolved) gpuRequest() (req *gpu.Request, optional bool, err error) {
 // are required: unavailable, they are an error with the reason and the
 // fix. Optional GPUs that are unavailable leave the sandbox without GPUs
 // after one warning line.
-func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
-	if !res.wantsCDI() {
+func (o *RunOptions) cdiDevices(res *profiles.Resolved, sb *oci.Sandbox) error {
+	if !wantsCDI(res) {
 		return nil
 	}
-	req, optional, err := res.gpuRequest()
+	req, optional, err := gpuRequest(res)
 	if err != nil {
 		return badConfigf("%w", err)
 	}
@@ -150,7 +121,7 @@ func (o *RunOptions) cdiDevices(res *Resolved, sb *oci.Sandbox) error {
 	}
 	if req != nil {
 		what := "--gpus " + req.String()
-		if src := res.Sources["gpus"]; src != sourceFlag {
+		if src := res.Sources["gpus"]; src != profiles.SourceFlag {
 			what = fmt.Sprintf("gpus: %s (%s)", req.String(), src)
 		}
 		names, err := req.Devices(reg.Devices(gpu.Kind))
@@ -205,6 +176,6 @@ func withFix(err error, reg *oci.CDIRegistry) error {
 
 // wantsCDI reports whether the profile asks for any CDI device: GPUs (even
 // a request that fails to parse, which cdiDevices reports) or devices.
-func (r *Resolved) wantsCDI() bool {
+func wantsCDI(r *profiles.Resolved) bool {
 	return len(r.Profile.Devices) > 0 || (r.Profile.GPUs != nil && strings.TrimSpace(*r.Profile.GPUs) != "none")
 }

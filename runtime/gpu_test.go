@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 func TestResolveCDISpecDirs(t *testing.T) {
@@ -56,22 +57,22 @@ func TestCDIDevicesRequiredAndOptional(t *testing.T) {
 	tests := []struct {
 		name    string
 		profile string
-		flags   *Profile
+		flags   *profiles.Profile
 		devices []string // want in the sandbox
 		warn    string   // want in the one warning line
 		err     []string // want in the error
 	}{
 		{name: "base asks for nothing", profile: "base"},
-		{name: "a CDI device of any vendor", profile: "base", flags: &Profile{Devices: []string{"sbxrun.test/fake=dev0", "sbxrun.test/fake=dev0"}},
+		{name: "a CDI device of any vendor", profile: "base", flags: &profiles.Profile{Devices: []string{"sbxrun.test/fake=dev0", "sbxrun.test/fake=dev0"}},
 			devices: []string{"sbxrun.test/fake=dev0"}},
-		{name: "an unknown device is an error", profile: "base", flags: &Profile{Devices: []string{"sbxrun.test/fake=dev9"}},
+		{name: "an unknown device is an error", profile: "base", flags: &profiles.Profile{Devices: []string{"sbxrun.test/fake=dev9"}},
 			err: []string{"--device:", `"sbxrun.test/fake=dev9" not found: the sbxrun.test/fake devices are dev0`}},
 		{name: "model-dev without GPUs runs with a warning", profile: "model-dev",
 			warn: "running without GPUs: no CDI spec for nvidia.com/gpu devices in " + specDir},
-		{name: "model-dev --gpus none asks for nothing", profile: "model-dev", flags: &Profile{GPUs: str("none")}},
-		{name: "--gpus on the command line is required", profile: "model-dev", flags: &Profile{GPUs: str("all")},
+		{name: "model-dev --gpus none asks for nothing", profile: "model-dev", flags: &profiles.Profile{GPUs: str("none")}},
+		{name: "--gpus on the command line is required", profile: "model-dev", flags: &profiles.Profile{GPUs: str("all")},
 			err: []string{"--gpus all: no CDI spec for nvidia.com/gpu devices in " + specDir}},
-		{name: "a device alongside optional GPUs", profile: "model-dev", flags: &Profile{Devices: []string{"sbxrun.test/fake=dev0"}},
+		{name: "a device alongside optional GPUs", profile: "model-dev", flags: &profiles.Profile{Devices: []string{"sbxrun.test/fake=dev0"}},
 			devices: []string{"sbxrun.test/fake=dev0"}, warn: "running without GPUs"},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // TestApplyImageHome: "~" left to the image resolves to the image's HOME,
@@ -23,8 +24,8 @@ func TestApplyImageHome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sb := &oci.Sandbox{Workdir: homeMarker + "/w", Mounts: []oci.Mount{
-				{Source: "/c", Destination: homeMarker + "/.cache/torch"},
+			sb := &oci.Sandbox{Workdir: profiles.HomeMarker + "/w", Mounts: []oci.Mount{
+				{Source: "/c", Destination: profiles.HomeMarker + "/.cache/torch"},
 				{Source: "/d", Destination: "/data"},
 			}}
 			applyImageHome(sb, tt.img)

@@ -20,6 +20,7 @@ import (
 	"github.com/docker/go-units"
 
 	"github.com/sbxrun/sbxrun/images"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // exitInterrupted is the status of a command stopped by SIGINT (128+2).
@@ -71,7 +72,7 @@ func LoadImages(ctx context.Context, g *Global, path string, stdin io.Reader, ou
 // PullOptions are the inputs of PullImages.
 type PullOptions struct {
 	// Load finds the profiles.
-	Load LoadOptions
+	Load profiles.LoadOptions
 	// Targets are profile names or image references.
 	Targets []string
 	// Platform is os/arch[/variant]; "" is the host's.
@@ -86,7 +87,7 @@ type PullOptions struct {
 
 // imageRefs resolves profile names to their images; other targets are
 // image references.
-func imageRefs(profs *Profiles, targets []string) ([]string, error) {
+func imageRefs(profs *profiles.Set, targets []string) ([]string, error) {
 	refs := make([]string, 0, len(targets))
 	for _, t := range targets {
 		if !profs.Has(t) {
@@ -116,7 +117,7 @@ func PullImages(ctx context.Context, g *Global, o PullOptions) error {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	profs, err := LoadProfiles(o.Load)
+	profs, err := profiles.Load(o.Load)
 	if err != nil {
 		return withCode(ExitFailed, err)
 	}
@@ -154,7 +155,7 @@ func PullImages(ctx context.Context, g *Global, o PullOptions) error {
 
 // ListImages writes the images of the namespace as a table or JSON, with
 // the profiles that run each.
-func ListImages(ctx context.Context, g *Global, lo LoadOptions, format string, w io.Writer) error {
+func ListImages(ctx context.Context, g *Global, lo profiles.LoadOptions, format string, w io.Writer) error {
 	if format != "table" && format != "json" {
 		return withCode(ExitFailed, fmt.Errorf("invalid --format %q: use table or json", format))
 	}
@@ -191,11 +192,11 @@ func ListImages(ctx context.Context, g *Global, lo LoadOptions, format string, w
 }
 
 // profileImages maps normalized image names to the profiles that run them.
-// Profiles that do not resolve are left out: listing images must not fail
+// profiles.Set that do not resolve are left out: listing images must not fail
 // on a broken profile file.
-func profileImages(lo LoadOptions) map[string][]string {
+func profileImages(lo profiles.LoadOptions) map[string][]string {
 	users := map[string][]string{}
-	profs, err := LoadProfiles(lo)
+	profs, err := profiles.Load(lo)
 	if err != nil {
 		return users
 	}
@@ -234,7 +235,7 @@ func RemoveImages(ctx context.Context, g *Global, refs []string, force bool, out
 // PruneImages removes images no sandbox uses and, unless all is set, no
 // profile runs, then the content and snapshots nothing references; it
 // prints what it removed and the bytes freed.
-func PruneImages(ctx context.Context, g *Global, lo LoadOptions, all bool, out io.Writer) error {
+func PruneImages(ctx context.Context, g *Global, lo profiles.LoadOptions, all bool, out io.Writer) error {
 	users := map[string][]string{}
 	if !all {
 		users = profileImages(lo)
@@ -261,11 +262,11 @@ func PruneImages(ctx context.Context, g *Global, lo LoadOptions, all bool, out i
 
 // SaveImages writes images to path ("" or "-" is out) as a tarball that
 // `sbxrun load`, `docker load` and `ctr images import` accept.
-func SaveImages(ctx context.Context, g *Global, lo LoadOptions, targets []string, path string, allPlatforms bool, out io.Writer) error {
+func SaveImages(ctx context.Context, g *Global, lo profiles.LoadOptions, targets []string, path string, allPlatforms bool, out io.Writer) error {
 	if (path == "" || path == "-") && isConsole(out) {
 		return withCode(ExitFailed, errors.New("save writes a tarball, and stdout is a terminal: use `sbxrun save -o FILE IMAGE` or redirect stdout"))
 	}
-	profs, err := LoadProfiles(lo)
+	profs, err := profiles.Load(lo)
 	if err != nil {
 		return withCode(ExitFailed, err)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
-	"github.com/moby/sys/signal"
+	"github.com/sbxrun/sbxrun/oci"
 )
 
 // Sandbox is one row of `sbxrun ps`.
@@ -507,19 +507,8 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	return nil
 }
 
-// maxSignal is the highest signal number on Linux (SIGRTMAX).
-const maxSignal = 64
-
-// parseSignal accepts TERM, SIGTERM, term or 15. Numbers outside 1..64,
-// which moby's parser passes through and runc refuses only after the
-// sandbox is found, are refused here.
-func parseSignal(s string) (syscall.Signal, error) {
-	sig, err := signal.ParseSignal(strings.ToUpper(s))
-	if err != nil || sig < 1 || sig > maxSignal {
-		return 0, fmt.Errorf("invalid signal %q: use a name such as TERM or KILL, or a number from 1 to %d", s, maxSignal)
-	}
-	return sig, nil
-}
+// parseSignal is oci.ParseSignal: TERM, SIGTERM, term or 15; 1..64 only.
+var parseSignal = oci.ParseSignal
 
 // CheckSignal refuses a signal no sandbox could be sent, so that kill
 // says so once, before it looks up any sandbox.

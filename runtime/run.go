@@ -34,6 +34,7 @@ import (
 	"github.com/sbxrun/sbxrun/images"
 	"github.com/sbxrun/sbxrun/internal/hostinfo"
 	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
@@ -47,7 +48,7 @@ type RunOptions struct {
 	// Args is the command after "--"; empty keeps the profile's or image's.
 	Args []string
 	// Flags is the command line as the last profile layer (may be nil).
-	Flags *Profile
+	Flags *profiles.Profile
 	// Name is the container ID; empty generates PROFILE-XXXXXX.
 	Name string
 	// Remove deletes the container when the workload ends (default true).
@@ -82,10 +83,10 @@ type RunOptions struct {
 	// resolves through ResolveCDISpecDirs.
 	CDISpecDirs []string
 	// Load says where profile files are read from.
-	Load LoadOptions
+	Load profiles.LoadOptions
 	// Host is the invoking user's home and current directory; zero values
 	// are read from the process.
-	Host HostEnv
+	Host profiles.HostEnv
 	// Stdin, Stdout and Stderr are the terminal streams; nil are os.Std*.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -100,7 +101,7 @@ type RunOptions struct {
 
 // prepared is a run resolved and validated, before containerd is involved.
 type prepared struct {
-	res     *Resolved
+	res     *profiles.Resolved
 	sb      *oci.Sandbox
 	image   string
 	pull    string
@@ -148,11 +149,11 @@ func (o *RunOptions) validate() (*prepared, error) {
 	if o.Target == "" {
 		return nil, errors.New("no profile or image given: try `sbxrun base -- CMD` or `sbxrun run IMAGE -- CMD` (`sbxrun profiles` lists profiles)")
 	}
-	profs, err := LoadProfiles(o.Load)
+	profs, err := profiles.Load(o.Load)
 	if err != nil {
 		return nil, err
 	}
-	var res *Resolved
+	var res *profiles.Resolved
 	profile := ""
 	if profs.Has(o.Target) {
 		profile = o.Target
@@ -163,10 +164,10 @@ func (o *RunOptions) validate() (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTrust(res); err != nil {
+	if err := profiles.CheckTrust(res); err != nil {
 		return nil, err
 	}
-	sb, create, err := res.sandbox(o.Host)
+	sb, create, err := res.Expand(o.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 	sb.Terminal = o.TTY
 	sb.ProtectedPaths = append(sb.ProtectedPaths, strings.TrimPrefix(ResolveAddress(o.Address), "unix://"))
 	applyCgroupFacts(sb)
-	if res.wantsCDI() {
+	if wantsCDI(res) {
 		// Everything else is checked before CDI devices are resolved,
 		// which as root may write the host's spec (a missing or stale
 		// one): bad input must not get that far.
@@ -233,7 +234,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 		if err := withoutMounts(sb, create).Validate(); err != nil {
 			return nil, err
 		}
-		if err := createDirs(sb, create); err != nil {
+		if err := profiles.CreateDirs(sb, create); err != nil {
 			return nil, err
 		}
 	}
@@ -830,7 +831,7 @@ func (o *RunOptions) hintProfile(err error, p *prepared) error {
 	if p.profile != "" || strings.ContainsAny(o.Target, "/:@.") || errors.Is(err, images.ErrNotPresent) {
 		return err
 	}
-	profs, lerr := LoadProfiles(o.Load)
+	profs, lerr := profiles.Load(o.Load)
 	if lerr != nil {
 		return err
 	}
@@ -1045,7 +1046,7 @@ func drainIO(p client.Process) {
 // run that asks for a limit is refused (exit 125, with the reason and the
 // fix) unless best-effort limits were asked for, and then it runs without
 // them after one warning line. Never silently unlimited.
-func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *Resolved) error {
+func (o *RunOptions) rootlessLimits(sb *oci.Sandbox, res *profiles.Resolved) error {
 	if !rootless.Active() {
 		return nil
 	}
@@ -1116,7 +1117,7 @@ func applyImageHome(sb *oci.Sandbox, img ocispec.ImageConfig) {
 		}
 	}
 	swap := func(p string) string {
-		if rest, ok := strings.CutPrefix(p, homeMarker); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
+		if rest, ok := strings.CutPrefix(p, profiles.HomeMarker); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
 			return path.Join(home, rest)
 		}
 		return p

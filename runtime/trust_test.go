@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // trustFixture is a project directory with a sbxrun.yaml, a home and a
@@ -53,8 +54,8 @@ func (f trustFixture) write(t *testing.T, yaml string) {
 func (f trustFixture) validate(config string) error {
 	o := &RunOptions{
 		Target: "base",
-		Load:   LoadOptions{SystemFile: f.none, UserFile: f.none, ProjectFile: f.project, ConfigFile: config, TrustFile: f.store},
-		Host:   HostEnv{Home: f.home, Cwd: f.dir},
+		Load:   profiles.LoadOptions{SystemFile: f.none, UserFile: f.none, ProjectFile: f.project, ConfigFile: config, TrustFile: f.store},
+		Host:   profiles.HostEnv{Home: f.home, Cwd: f.dir},
 		Stderr: &strings.Builder{},
 	}
 	_, err := o.validate()
@@ -144,7 +145,7 @@ func TestProjectFileTrust(t *testing.T) {
 			// Trusted with this content, the same file is the user's
 			// choice: no refusal about trust (other checks still apply,
 			// such as a missing seccomp file).
-			if _, err := Trust(TrustOptions{Dir: f.dir, File: f.store}); err != nil {
+			if _, err := profiles.Trust(profiles.TrustOptions{Dir: f.dir, File: f.store}); err != nil {
 				t.Fatal(err)
 			}
 			if err := f.validate(""); err != nil && strings.Contains(err.Error(), "untrusted") {
@@ -167,8 +168,8 @@ func TestProjectFileTrust(t *testing.T) {
 // revoke, in a store readable by its owner only.
 func TestTrustStore(t *testing.T) {
 	f := newTrustFixture(t, "memory: 1g")
-	o := TrustOptions{Dir: f.dir, File: f.store}
-	got, err := Trust(o)
+	o := profiles.TrustOptions{Dir: f.dir, File: f.store}
+	got, err := profiles.Trust(o)
 	if err != nil || len(got) != 1 || got[0].File != f.project || len(got[0].SHA256) != 64 {
 		t.Fatalf("Trust = %+v, %v", got, err)
 	}
@@ -179,7 +180,7 @@ func TestTrustStore(t *testing.T) {
 		t.Fatalf("trust dir: %v, %v; want mode 0700", fi, err)
 	}
 	list := func() string {
-		l, err := ListTrusted(o)
+		l, err := profiles.ListTrusted(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,20 +198,20 @@ func TestTrustStore(t *testing.T) {
 		t.Errorf("list after a change = %q", got)
 	}
 	// Trusting again replaces the entry.
-	if _, err := Trust(o); err != nil {
+	if _, err := profiles.Trust(o); err != nil {
 		t.Fatal(err)
 	}
 	if got := list(); got != f.project+"=trusted" {
 		t.Errorf("list after trusting again = %q", got)
 	}
-	removed, err := Revoke(o)
+	removed, err := profiles.Revoke(o)
 	if err != nil || len(removed) != 1 {
 		t.Fatalf("Revoke = %+v, %v", removed, err)
 	}
 	if got := list(); got != "" {
 		t.Errorf("list after revoke = %q", got)
 	}
-	if _, err := Trust(TrustOptions{Dir: t.TempDir(), File: f.store}); err == nil || !errdefs.IsInvalidArgument(err) {
+	if _, err := profiles.Trust(profiles.TrustOptions{Dir: t.TempDir(), File: f.store}); err == nil || !errdefs.IsInvalidArgument(err) {
 		t.Errorf("trusting a directory without a project file: %v, want bad input", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sbxrun/sbxrun/images"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // ServiceFacts is what a service unit must know about a run: how the
@@ -46,7 +47,7 @@ func (o *RunOptions) ServiceFacts() (*ServiceFacts, error) {
 	if err != nil {
 		return nil, withCode(ExitFailed, err)
 	}
-	gpus, optional, err := p.res.wantsGPUs()
+	gpus, optional, err := wantsGPUs(p.res)
 	if err != nil {
 		return nil, withCode(ExitFailed, err)
 	}
@@ -67,10 +68,10 @@ const nvidiaVendor = "nvidia.com"
 
 // wantsGPUs reports whether the resolved run asks for NVIDIA GPUs (its
 // gpus key, or NVIDIA CDI devices), and whether they are optional: only
-// optional gpus (Resolved.gpuRequest) without an NVIDIA device, which is
+// optional gpus (profiles.Resolved.gpuRequest) without an NVIDIA device, which is
 // always required.
-func (r *Resolved) wantsGPUs() (want, optional bool, err error) {
-	req, optional, err := r.gpuRequest()
+func wantsGPUs(r *profiles.Resolved) (want, optional bool, err error) {
+	req, optional, err := gpuRequest(r)
 	if err != nil {
 		return false, false, err
 	}

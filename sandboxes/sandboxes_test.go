@@ -14,7 +14,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/sbxrun/sbxrun/runtime"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // open reads the definitions in this directory.
@@ -224,11 +224,11 @@ func TestPinsMatchVersions(t *testing.T) {
 }
 
 // builtinProfiles resolves sbxrun's built-in profiles with no profile file.
-func builtinProfiles(t *testing.T) *runtime.Profiles {
+func builtinProfiles(t *testing.T) *profiles.Set {
 	t.Helper()
-	t.Setenv(runtime.RegistryEnv, "")
+	t.Setenv(profiles.RegistryEnv, "")
 	none := filepath.Join(t.TempDir(), "none.yaml")
-	p, err := runtime.LoadProfiles(runtime.LoadOptions{SystemFile: none, UserFile: none, ProjectFile: none})
+	p, err := profiles.Load(profiles.LoadOptions{SystemFile: none, UserFile: none, ProjectFile: none})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +248,12 @@ func envOf(img *ocispec.Image) map[string]string {
 // cache paths against the built-in profiles of the same names.
 func TestImagesAgreeWithProfiles(t *testing.T) {
 	d := open(t)
-	profiles := builtinProfiles(t)
+	profs := builtinProfiles(t)
 	imgs := configs(t, d)
 	for _, name := range Names {
 		t.Run(name, func(t *testing.T) {
 			img := imgs[name]
-			r, err := profiles.Resolve(name, nil)
+			r, err := profs.Resolve(name, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,12 +320,12 @@ func TestImagesAgreeWithProfiles(t *testing.T) {
 			// "~" in a profile target is the sandbox user's home: with the
 			// image's HOME, the cache mounts land where the image's tools
 			// look (HF_HOME, TORCH_HOME, OLLAMA_MODELS).
-			flags := &runtime.Profile{Env: map[string]string{"HOME": Home(img)}}
-			rr, err := profiles.Resolve(name, flags)
+			flags := &profiles.Profile{Env: map[string]string{"HOME": Home(img)}}
+			rr, err := profs.Resolve(name, flags)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sb, err := rr.Sandbox(runtime.HostEnv{Home: t.TempDir(), Cwd: t.TempDir()})
+			sb, _, err := rr.Expand(profiles.HostEnv{Home: t.TempDir(), Cwd: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}

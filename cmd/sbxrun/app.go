@@ -13,6 +13,7 @@ import (
 	"github.com/sbxrun/sbxrun/hooks"
 	"github.com/sbxrun/sbxrun/oci"
 	"github.com/sbxrun/sbxrun/runtime"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 	"github.com/sbxrun/sbxrun/runtime/systemd"
 )
 
@@ -166,8 +167,8 @@ func runOptions(c *cli.Context) (*runtime.RunOptions, error) {
 }
 
 // flagLayer is the command line as the last profile layer.
-func flagLayer(c *cli.Context) (*runtime.Profile, error) {
-	p := &runtime.Profile{}
+func flagLayer(c *cli.Context) (*profiles.Profile, error) {
+	p := &profiles.Profile{}
 	str := func(name string) *string {
 		if !c.IsSet(name) {
 			return nil
@@ -244,7 +245,7 @@ func flagLayer(c *cli.Context) (*runtime.Profile, error) {
 	}
 
 	for _, v := range c.StringSlice("volume") {
-		m, err := runtime.ParseMountSpec(v)
+		m, err := profiles.ParseMountSpec(v)
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +271,7 @@ func flagLayer(c *cli.Context) (*runtime.Profile, error) {
 	return p, nil
 }
 
-func setEnv(p *runtime.Profile, kvs []string) {
+func setEnv(p *profiles.Profile, kvs []string) {
 	if p.Env == nil {
 		p.Env = map[string]string{}
 	}
@@ -280,8 +281,8 @@ func setEnv(p *runtime.Profile, kvs []string) {
 	}
 }
 
-func mountSpec(m oci.Mount) runtime.MountSpec {
-	return runtime.MountSpec{Type: m.Type, Source: m.Source, Target: m.Destination, ReadOnly: m.ReadOnly, Options: m.Options}
+func mountSpec(m oci.Mount) profiles.MountSpec {
+	return profiles.MountSpec{Type: m.Type, Source: m.Source, Target: m.Destination, ReadOnly: m.ReadOnly, Options: m.Options}
 }
 
 func runCommand() *cli.Command {
@@ -534,13 +535,13 @@ func gcCommand() *cli.Command {
 	}
 }
 
-func loadOptions(c *cli.Context) runtime.LoadOptions {
-	return runtime.LoadOptions{ConfigFile: c.String("config")}
+func loadOptions(c *cli.Context) profiles.LoadOptions {
+	return profiles.LoadOptions{ConfigFile: c.String("config")}
 }
 
 func profilesCommand() *cli.Command {
 	list := func(c *cli.Context) error {
-		profs, err := runtime.LoadProfiles(loadOptions(c))
+		profs, err := profiles.Load(loadOptions(c))
 		if err != nil {
 			return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
 		}
@@ -560,7 +561,7 @@ func profilesCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					profs, err := runtime.LoadProfiles(loadOptions(c))
+					profs, err := profiles.Load(loadOptions(c))
 					if err != nil {
 						return &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
 					}

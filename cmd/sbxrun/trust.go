@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/sbxrun/sbxrun/runtime"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // trustCommand is `sbxrun trust [DIR]`: the user's explicit yes to a
@@ -32,12 +32,12 @@ func trustCommand() *cli.Command {
 			if c.NArg() > 1 {
 				return failf("trust takes one directory, got %d arguments: run `sbxrun trust DIR`", c.NArg())
 			}
-			o := runtime.TrustOptions{Dir: c.Args().First()}
+			o := profiles.TrustOptions{Dir: c.Args().First()}
 			switch {
 			case c.Bool("list") && c.Bool("revoke"):
 				return failf("--list and --revoke cannot be combined: use one")
 			case c.Bool("list"):
-				l, err := runtime.ListTrusted(o)
+				l, err := profiles.ListTrusted(o)
 				if err != nil {
 					return failf("%v", err)
 				}
@@ -51,7 +51,7 @@ func trustCommand() *cli.Command {
 				}
 				return nil
 			case c.Bool("revoke"):
-				removed, err := runtime.Revoke(o)
+				removed, err := profiles.Revoke(o)
 				if err != nil {
 					return failf("%v", err)
 				}
@@ -63,7 +63,7 @@ func trustCommand() *cli.Command {
 				}
 				return nil
 			}
-			added, err := runtime.Trust(o)
+			added, err := profiles.Trust(o)
 			if err != nil {
 				return failf("%v", err)
 			}

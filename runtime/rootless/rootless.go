@@ -18,6 +18,7 @@ import (
 
 	sysuser "github.com/moby/sys/user"
 
+	"github.com/sbxrun/sbxrun/internal/ctrdconfig"
 	"github.com/sbxrun/sbxrun/internal/hostinfo"
 	"github.com/sbxrun/sbxrun/oci"
 )
@@ -188,18 +189,11 @@ func Setup(out io.Writer) error {
 			return fmt.Errorf("creating %q: %w", d, err)
 		}
 	}
-	cfg := fmt.Sprintf(`# written by sbxrun rootless setup
-version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-`, filepath.Join(p.DataDir, "containerd"), filepath.Join(p.RunDir, "containerd-state"), p.Socket(), p.Socket()+".ttrpc")
+	cfg := "# written by sbxrun rootless setup\n" + ctrdconfig.Config{
+		Root:    filepath.Join(p.DataDir, "containerd"),
+		State:   filepath.Join(p.RunDir, "containerd-state"),
+		Address: p.Socket(),
+	}.TOML()
 	if err := os.WriteFile(p.config(), []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("writing %q: %w", p.config(), err)
 	}

@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"bytes"
@@ -44,10 +44,10 @@ func profileFiles(t *testing.T, system, user, project, config string) LoadOption
 }
 
 // loadConfig loads the built-ins plus one --config file holding text.
-func loadConfig(t *testing.T, text string) (*Profiles, string, error) {
+func loadConfig(t *testing.T, text string) (*Set, string, error) {
 	t.Helper()
 	opts := profileFiles(t, "", "", "", text)
-	p, err := LoadProfiles(opts)
+	p, err := Load(opts)
 	return p, opts.ConfigFile, err
 }
 
@@ -80,7 +80,7 @@ func TestLoadProfilesLayering(t *testing.T) {
     workdir: /cfg
 `
 	opts := profileFiles(t, system, user, project, config)
-	p, err := LoadProfiles(opts)
+	p, err := Load(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestLoadProfilesExtends(t *testing.T) {
   b:
     memory: 4g
 `
-	p, err := LoadProfiles(profileFiles(t, "", user, project, ""))
+	p, err := Load(profileFiles(t, "", user, project, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestLoadProfilesErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, file, err := loadConfig(t, tt.yaml)
 			if err == nil {
-				t.Fatalf("LoadProfiles succeeded, want an error containing %q", tt.want)
+				t.Fatalf("Load succeeded, want an error containing %q", tt.want)
 			}
 			if prefix := fmt.Sprintf("%s:%d: ", file, tt.line); !strings.HasPrefix(err.Error(), prefix) && tt.want != "" {
 				t.Errorf("error %q does not start with %q", err, prefix)
@@ -282,7 +282,7 @@ func TestLoadProfilesErrors(t *testing.T) {
 
 func TestLoadProfilesFiles(t *testing.T) {
 	t.Run("missing defaults are fine", func(t *testing.T) {
-		p, err := LoadProfiles(profileFiles(t, "", "", "", ""))
+		p, err := Load(profileFiles(t, "", "", "", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +294,7 @@ func TestLoadProfilesFiles(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "nope.yaml")
 		opts := profileFiles(t, "", "", "", "")
 		opts.ConfigFile = missing
-		_, err := LoadProfiles(opts)
+		_, err := Load(opts)
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", missing)) || !strings.Contains(err.Error(), "--config") {
 			t.Errorf("err = %v, want an error naming %q and --config", err, missing)
 		}
@@ -302,7 +302,7 @@ func TestLoadProfilesFiles(t *testing.T) {
 	t.Run("unreadable file", func(t *testing.T) {
 		opts := profileFiles(t, "", "", "", "")
 		opts.SystemFile = t.TempDir() // a directory cannot be read as a file
-		_, err := LoadProfiles(opts)
+		_, err := Load(opts)
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", opts.SystemFile)) {
 			t.Errorf("err = %v, want an error naming %q", err, opts.SystemFile)
 		}
@@ -327,7 +327,7 @@ func TestLoadProfilesFiles(t *testing.T) {
 		t.Setenv("SBXRUN_SYSTEM_CONFIG", filepath.Join(dir, "etc/sbxrun.yaml"))
 		t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg"))
 		t.Chdir(filepath.Join(dir, "project"))
-		p, err := LoadProfiles(LoadOptions{})
+		p, err := Load(LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +364,7 @@ func TestLoadProfilesFiles(t *testing.T) {
 	t.Run("same file twice is read once", func(t *testing.T) {
 		opts := profileFiles(t, "", "", "profiles:\n  base:\n    cap_add: [NET_ADMIN]\n", "")
 		opts.ConfigFile = opts.ProjectFile
-		p, err := LoadProfiles(opts)
+		p, err := Load(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -521,7 +521,7 @@ func FuzzLoadProfiles(f *testing.F) {
 			t.Fatal(err)
 		}
 		none := filepath.Join(dir, "missing.yaml")
-		p, err := LoadProfiles(LoadOptions{SystemFile: none, UserFile: none, ProjectFile: none, ConfigFile: file})
+		p, err := Load(LoadOptions{SystemFile: none, UserFile: none, ProjectFile: none, ConfigFile: file})
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error")

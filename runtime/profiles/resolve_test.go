@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"os"
@@ -14,10 +14,23 @@ import (
 	"github.com/sbxrun/sbxrun/oci"
 )
 
+// sandboxOf expands r and creates its missing cache directories, as a run
+// does once everything else was checked.
+func sandboxOf(r *Resolved, h HostEnv) (*oci.Sandbox, error) {
+	sb, create, err := r.Expand(h)
+	if err != nil {
+		return nil, err
+	}
+	if err := CreateDirs(sb, create); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
 // builtins loads the built-in profiles and nothing else.
-func builtins(t *testing.T) *Profiles {
+func builtins(t *testing.T) *Set {
 	t.Helper()
-	p, err := LoadProfiles(profileFiles(t, "", "", "", ""))
+	p, err := Load(profileFiles(t, "", "", "", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,9 +46,9 @@ func TestBuiltinProfiles(t *testing.T) {
 	workspace := oci.Mount{Type: "bind", Source: cwd, Destination: "/workspace"}
 	// No user and no HOME in the built-ins: the image's home, resolved at
 	// run time (applyImageHome).
-	ssh := oci.Mount{Type: "bind", Source: filepath.Join(home, ".ssh"), Destination: homeMarker + "/.ssh", ReadOnly: true}
+	ssh := oci.Mount{Type: "bind", Source: filepath.Join(home, ".ssh"), Destination: HomeMarker + "/.ssh", ReadOnly: true}
 	cache := func(p string) oci.Mount {
-		return oci.Mount{Type: "bind", Source: filepath.Join(home, p), Destination: homeMarker + "/" + p}
+		return oci.Mount{Type: "bind", Source: filepath.Join(home, p), Destination: HomeMarker + "/" + p}
 	}
 	baseEnv := []string{"NODE_ENV=development", "PYTHONPATH=/workspace"}
 	tests := []struct {
@@ -66,7 +79,7 @@ func TestBuiltinProfiles(t *testing.T) {
 			if p.Description(tt.name) == "" {
 				t.Errorf("built-in %q has no description", tt.name)
 			}
-			sb, err := r.Sandbox(h)
+			sb, err := sandboxOf(r, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +144,7 @@ func TestSandboxExpansion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &Resolved{Profile: tt.profile, Sources: map[string]string{}}
-			sb, err := r.Sandbox(h)
+			sb, err := sandboxOf(r, h)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
@@ -148,13 +161,13 @@ func TestSandboxExpansion(t *testing.T) {
 	}
 	t.Run("unknown home", func(t *testing.T) {
 		r := &Resolved{Profile: Profile{Mounts: []MountSpec{{Source: "~/x", Target: "/x"}}}}
-		if _, err := r.Sandbox(HostEnv{Cwd: "/c"}); err == nil || !strings.Contains(err.Error(), "home directory is unknown") {
+		if _, err := sandboxOf(r, HostEnv{Cwd: "/c"}); err == nil || !strings.Contains(err.Error(), "home directory is unknown") {
 			t.Errorf("err = %v, want the unknown home named", err)
 		}
 	})
 	t.Run("workdir under the sandbox home", func(t *testing.T) {
 		r := &Resolved{Profile: Profile{User: pointerTo("alice"), Workdir: pointerTo("~/src")}}
-		sb, err := r.Sandbox(h)
+		sb, err := sandboxOf(r, h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +199,7 @@ func TestSandboxCreateAndOptional(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &Resolved{Profile: Profile{Mounts: []MountSpec{tt.mount}}}
-			sb, err := r.Sandbox(h)
+			sb, err := sandboxOf(r, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +217,7 @@ func TestSandboxCreateAndOptional(t *testing.T) {
 			{Source: "~/cache/b", Target: "/b", Create: true},
 			{Source: "/s", Target: "~/t"},
 		}}}
-		if _, err := r.Sandbox(h); err == nil {
+		if _, err := sandboxOf(r, h); err == nil {
 			t.Fatal("Sandbox succeeded, want an error for the ~ target of uid 1000")
 		}
 		if _, err := os.Stat(filepath.Join(home, "cache/b")); !os.IsNotExist(err) {
@@ -241,7 +254,7 @@ func TestSandboxSecurityOpt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.opts, ","), func(t *testing.T) {
 			r := &Resolved{Profile: Profile{SecurityOpt: tt.opts}}
-			sb, err := r.Sandbox(h)
+			sb, err := sandboxOf(r, h)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
@@ -281,7 +294,7 @@ func TestSandboxFields(t *testing.T) {
 		StopSignal:  pointerTo("SIGINT"),
 		StopTimeout: pointerTo(3),
 	}}
-	got, err := r.Sandbox(HostEnv{Home: "/h", Cwd: "/c"})
+	got, err := sandboxOf(r, HostEnv{Home: "/h", Cwd: "/c"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +321,7 @@ func TestSandboxFields(t *testing.T) {
 		t.Errorf("Sandbox() =\n%+v\nwant\n%+v", got, want)
 	}
 
-	none, err := (&Resolved{}).Sandbox(HostEnv{})
+	none, err := sandboxOf((&Resolved{}), HostEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}

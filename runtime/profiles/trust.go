@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"crypto/sha256"
@@ -17,7 +17,7 @@ import (
 // A project file is one that comes with a directory someone else may have
 // written: ./sbxrun.yaml of a cloned repository (and, later, its compose
 // files and manifests). Until the user trusts it, it may not widen what a
-// sandbox touches (see checkTrust): the user's own trust, recorded per file
+// sandbox touches (see CheckTrust): the user's own trust, recorded per file
 // with the hash of the content they reviewed, as direnv's `allow` and VS
 // Code's workspace trust do. A changed file is untrusted again.
 
@@ -295,7 +295,7 @@ func (r *Resolved) fromUntrusted(key string) (at, dir string, ok bool) {
 	return "", "", false
 }
 
-// checkTrust refuses what an untrusted project file (./sbxrun.yaml of a
+// CheckTrust refuses what an untrusted project file (./sbxrun.yaml of a
 // cloned repository) may not ask for. It is an allowlist: such a file may
 // choose the image, command, env, workdir, user, limits, GPUs, tmpfs mounts
 // and bind mounts of paths inside its own directory or of the caches the
@@ -305,7 +305,7 @@ func (r *Resolved) fromUntrusted(key string) (at, dir string, ok bool) {
 // add devices, run privileged or choose a namespace. Flags, --config and
 // the files of the user and of root are the user's own choice and are not
 // checked; neither is a project file the user trusted with this content.
-func checkTrust(res *Resolved) error {
+func CheckTrust(res *Resolved) error {
 	p := &res.Profile
 	if at, dir, ok := res.fromUntrusted("privileged"); ok && p.Privileged != nil && *p.Privileged {
 		return untrustedError(at, dir, "privileged: true", "--privileged")

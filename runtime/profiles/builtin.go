@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"os"
@@ -28,9 +28,9 @@ func builtinImage(ref string) string {
 
 // Where a value came from, as Resolved.Sources says it.
 const (
-	sourceBuiltin  = "built-in"
-	sourceFlag     = "flag"
-	sourceArgument = "argument"
+	SourceBuiltin  = "built-in"
+	SourceFlag     = "flag"
+	SourceArgument = "argument"
 )
 
 // defaultLayer is under every profile and every plain image run: what

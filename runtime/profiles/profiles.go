@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"errors"
@@ -33,12 +33,12 @@ type LoadOptions struct {
 	TrustFile string
 }
 
-// Profiles is the set of profiles sbxrun knows: the built-ins layered with
+// Set is the set of profiles sbxrun knows: the built-ins layered with
 // the profile files.
-type Profiles struct {
+type Set struct {
 	defs map[string]*definition
 	// untrusted are the layers read from a project file the user has not
-	// trusted (with this content), by profile name; checkTrust confines
+	// trusted (with this content), by profile name; CheckTrust confines
 	// what they may ask for.
 	untrusted map[string][]untrustedLayer
 	// projectDirs maps each untrusted project file to its directory, the
@@ -76,14 +76,14 @@ func lineAt(file string, lines map[string]int) func(string) string {
 	}
 }
 
-// LoadProfiles reads the built-in profiles and the profile files in layer
+// Load reads the built-in profiles and the profile files in layer
 // order. Missing default files are skipped; an unreadable or invalid file,
 // or a missing ConfigFile, is an error naming the file (and line).
-func LoadProfiles(opts LoadOptions) (*Profiles, error) {
-	p := &Profiles{defs: map[string]*definition{}, untrusted: map[string][]untrustedLayer{}, projectDirs: map[string]string{}}
+func Load(opts LoadOptions) (*Set, error) {
+	p := &Set{defs: map[string]*definition{}, untrusted: map[string][]untrustedLayer{}, projectDirs: map[string]string{}}
 	for name, b := range builtinProfiles() {
 		d := &definition{sources: map[string]string{}}
-		mergeProfile(&d.profile, d.sources, &b, func(string) string { return sourceBuiltin })
+		mergeProfile(&d.profile, d.sources, &b, func(string) string { return SourceBuiltin })
 		p.defs[name] = d
 	}
 
@@ -219,7 +219,7 @@ func sameFile(a, b string) bool {
 }
 
 // add layers one file's profile over what is already known.
-func (p *Profiles) add(l fileLayer) {
+func (p *Set) add(l fileLayer) {
 	d := p.defs[l.name]
 	if d == nil {
 		d = &definition{sources: map[string]string{}}
@@ -230,7 +230,7 @@ func (p *Profiles) add(l fileLayer) {
 
 // checkExtends refuses an extends of an unknown profile and cycles, naming
 // where the offending extends was written.
-func (p *Profiles) checkExtends() error {
+func (p *Set) checkExtends() error {
 	for _, name := range p.Names() {
 		if _, err := p.chain(name); err != nil {
 			return err
@@ -240,7 +240,7 @@ func (p *Profiles) checkExtends() error {
 }
 
 // chain is name followed by the profiles it extends, nearest first.
-func (p *Profiles) chain(name string) ([]string, error) {
+func (p *Set) chain(name string) ([]string, error) {
 	var chain []string
 	seen := map[string]bool{}
 	for cur := name; cur != ""; {
@@ -263,7 +263,7 @@ func (p *Profiles) chain(name string) ([]string, error) {
 }
 
 // Names lists the profiles, sorted.
-func (p *Profiles) Names() []string {
+func (p *Set) Names() []string {
 	names := make([]string, 0, len(p.defs))
 	for n := range p.defs {
 		names = append(names, n)
@@ -273,13 +273,13 @@ func (p *Profiles) Names() []string {
 }
 
 // Has reports whether name is a profile (rather than an image reference).
-func (p *Profiles) Has(name string) bool {
+func (p *Set) Has(name string) bool {
 	_, ok := p.defs[name]
 	return ok
 }
 
 // Description is the profile's own description ("" for an unknown name).
-func (p *Profiles) Description(name string) string {
+func (p *Set) Description(name string) string {
 	if d, ok := p.defs[name]; ok {
 		return d.profile.Description
 	}

@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"fmt"
@@ -152,9 +152,9 @@ func (m *MountSpec) UnmarshalYAML(value *yaml.Node) error {
 	return nil
 }
 
-// homeMarker stands in for a "~" target while oci.ParseVolume, which wants an
+// HomeMarker stands in for a "~" target while oci.ParseVolume, which wants an
 // absolute destination, parses the "-v" form.
-const homeMarker = "/__sbxrun_home__"
+const HomeMarker = "/__sbxrun_home__"
 
 // ParseMountSpec parses the "-v" form SRC:DST[:OPTS] (oci.ParseVolume) into
 // a bind MountSpec. Unlike docker, DST may be "~"-relative: the sandbox
@@ -163,7 +163,7 @@ func ParseMountSpec(s string) (MountSpec, error) {
 	spec := s
 	parts := strings.Split(s, ":")
 	if len(parts) >= 2 && isTilde(parts[1]) {
-		parts[1] = homeMarker + strings.TrimPrefix(parts[1], "~")
+		parts[1] = HomeMarker + strings.TrimPrefix(parts[1], "~")
 		spec = strings.Join(parts, ":")
 	}
 	m, err := oci.ParseVolume(spec)
@@ -175,16 +175,16 @@ func ParseMountSpec(s string) (MountSpec, error) {
 	}
 	ms := MountSpec{Source: m.Source, Target: m.Destination, ReadOnly: m.ReadOnly, Options: m.Options}
 	if spec != s {
-		ms.Target = "~" + strings.TrimPrefix(m.Destination, homeMarker)
+		ms.Target = "~" + strings.TrimPrefix(m.Destination, HomeMarker)
 	}
 	return ms, nil
 }
 
-// markerError shows an oci.ParseVolume error with homeMarker put back to
+// markerError shows an oci.ParseVolume error with HomeMarker put back to
 // "~", keeping the error it wraps for errors.Is.
 type markerError struct{ err error }
 
-func (e markerError) Error() string { return strings.ReplaceAll(e.err.Error(), homeMarker, "~") }
+func (e markerError) Error() string { return strings.ReplaceAll(e.err.Error(), HomeMarker, "~") }
 
 func (e markerError) Unwrap() error { return e.err }
 

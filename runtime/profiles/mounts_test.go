@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"strings"
@@ -25,14 +25,14 @@ func TestDuplicateMountTargets(t *testing.T) {
 	}
 
 	t.Run("one file", func(t *testing.T) {
-		_, err := LoadProfiles(profileFiles(t, "", "profiles:\n  x:\n    image: img\n    mounts:\n      - /a:/data\n      - /b:/data\n", "", ""))
+		_, err := Load(profileFiles(t, "", "profiles:\n  x:\n    image: img\n    mounts:\n      - /a:/data\n      - /b:/data\n", "", ""))
 		if err == nil || !strings.Contains(err.Error(), `two mounts at "/data": keep one`) || !strings.Contains(err.Error(), "user.yaml:") {
 			t.Errorf("err = %v, want the file and the target", err)
 		}
 	})
 
 	t.Run("between layers the later wins", func(t *testing.T) {
-		q, err := LoadProfiles(profileFiles(t, "", "profiles:\n  x:\n    image: img\n    mounts:\n      - /a:/data\n", "", ""))
+		q, err := Load(profileFiles(t, "", "profiles:\n  x:\n    image: img\n    mounts:\n      - /a:/data\n", "", ""))
 		if err != nil {
 			t.Fatal(err)
 		}

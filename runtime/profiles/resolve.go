@@ -1,4 +1,4 @@
-package runtime
+package profiles
 
 import (
 	"errors"
@@ -42,7 +42,7 @@ type Resolved struct {
 
 	// untrusted are the layers of the chain's profiles that an untrusted
 	// project file wrote, and projectDirs those files' directories
-	// (checkTrust, and the confinement of their mounts).
+	// (CheckTrust, and the confinement of their mounts).
 	untrusted   []untrustedLayer
 	projectDirs map[string]string
 }
@@ -57,7 +57,7 @@ type HostEnv struct {
 
 // Resolve merges the profile name over the defaults, with the profiles it
 // extends beneath it and flags (which may be nil) as the last layer.
-func (p *Profiles) Resolve(name string, flags *Profile) (*Resolved, error) {
+func (p *Set) Resolve(name string, flags *Profile) (*Resolved, error) {
 	chain, err := p.chain(name)
 	if err != nil {
 		return nil, err
@@ -86,13 +86,13 @@ func (p *Profiles) Resolve(name string, flags *Profile) (*Resolved, error) {
 
 // ResolveImage resolves a name that is not a profile: the image ref with
 // sbxrun's defaults and flags, and none of a profile's mounts or env.
-func (p *Profiles) ResolveImage(ref string, flags *Profile) (*Resolved, error) {
+func (p *Set) ResolveImage(ref string, flags *Profile) (*Resolved, error) {
 	if strings.TrimSpace(ref) == "" || strings.ContainsAny(ref, " \t\n") {
 		return nil, badConfigf("invalid image reference %q: name a profile (\"sbxrun profiles\") or an image such as docker.io/library/alpine:3", ref)
 	}
 	r := newResolved("")
 	r.Profile.Image = pointerTo(ref)
-	r.Sources["image"] = sourceArgument
+	r.Sources["image"] = SourceArgument
 	if flags != nil {
 		f := *flags
 		f.Image = nil // the argument names the image
@@ -117,7 +117,7 @@ func (r *Resolved) ImageRef() (string, error) {
 func newResolved(name string) *Resolved {
 	r := &Resolved{Name: name, Sources: map[string]string{}}
 	defaults := defaultLayer()
-	mergeProfile(&r.Profile, r.Sources, &defaults, func(string) string { return sourceBuiltin })
+	mergeProfile(&r.Profile, r.Sources, &defaults, func(string) string { return SourceBuiltin })
 	return r
 }
 
@@ -134,7 +134,7 @@ func (r *Resolved) applyFlags(flags *Profile) error {
 	if err != nil {
 		return err
 	}
-	mergeProfile(&r.Profile, r.Sources, &f, func(string) string { return sourceFlag })
+	mergeProfile(&r.Profile, r.Sources, &f, func(string) string { return SourceFlag })
 	return nil
 }
 
@@ -317,7 +317,7 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 		}
 	}
 	if p.StopSignal != nil {
-		if _, err := parseSignal(*p.StopSignal); err != nil {
+		if _, err := oci.ParseSignal(*p.StopSignal); err != nil {
 			return fail("stop_signal", fmt.Errorf("unknown signal %q: use a name such as SIGTERM or a number from 1 to 64", *p.StopSignal))
 		}
 	}
@@ -387,26 +387,8 @@ func parseSecurityOpt(opt string) (kind, value string, err error) {
 	return "", "", fmt.Errorf("unknown security-opt %q: use no-new-privileges, seccomp=unconfined|PROFILE.json or apparmor=unconfined|PROFILE", opt)
 }
 
-// Sandbox expands and checks the resolved profile into an oci.Sandbox:
-// everything but ID, Namespace, Args from "--", HostsFile and ResolvConf,
-// which the run lifecycle fills. "~" in a mount source is h.Home, "." and
-// relative sources are under h.Cwd, "~" in a target or the workdir is the
-// sandbox user's home. Missing sources of create mounts are created (after
-// every other check passed); missing sources of optional mounts are
-// skipped; other sources are left for oci.Validate to check.
-func (r *Resolved) Sandbox(h HostEnv) (*oci.Sandbox, error) {
-	sb, create, err := r.sandbox(h)
-	if err != nil {
-		return nil, err
-	}
-	if err := createDirs(sb, create); err != nil {
-		return nil, err
-	}
-	return sb, nil
-}
-
-// createDirs makes the missing sources of create mounts (caches).
-func createDirs(sb *oci.Sandbox, dirs []string) error {
+// CreateDirs makes the missing sources of create mounts (caches).
+func CreateDirs(sb *oci.Sandbox, dirs []string) error {
 	for _, dir := range dirs {
 		within := ""
 		for _, m := range sb.Mounts {
@@ -441,13 +423,19 @@ func mkdirWithin(root, dir string) error {
 	return pathrs.MkdirAll(root, rel, 0o755)
 }
 
-// sandbox is Sandbox without creating anything: it returns the missing
-// cache directories to create once the whole run has been validated.
-func (r *Resolved) sandbox(h HostEnv) (*oci.Sandbox, []string, error) {
+// Expand expands and checks the resolved profile into an oci.Sandbox:
+// everything but ID, Namespace, Args from "--", HostsFile and ResolvConf,
+// which the run lifecycle fills. "~" in a mount source is h.Home, "." and
+// relative sources are under h.Cwd, "~" in a target or the workdir is the
+// sandbox user's home. It creates nothing: it returns the missing sources of
+// create mounts, for CreateDirs once every other check passed; missing
+// sources of optional mounts are skipped; other sources are left for
+// oci.Validate to check.
+func (r *Resolved) Expand(h HostEnv) (*oci.Sandbox, []string, error) {
 	p := &r.Profile
 	fail := func(key string, err error) error {
 		where := r.Sources[key]
-		if where == sourceFlag {
+		if where == SourceFlag {
 			where = "command line"
 		}
 		if where == "" {
@@ -629,7 +617,7 @@ func sandboxHome(p *Profile) (string, error) {
 	case name == "":
 		// The image decides who runs and where home is: a placeholder that
 		// the run resolves once the image config is known (imageHome).
-		return homeMarker, nil
+		return HomeMarker, nil
 	case name == "root" || name == "0":
 		return "/root", nil
 	case strings.Trim(name, "0123456789") == "":
