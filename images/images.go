@@ -64,14 +64,6 @@ type Image struct {
 	Snapshotter string
 }
 
-// EnsureOption adjusts the pull Ensure may make.
-type EnsureOption func(*PullOptions)
-
-// WithRegistry sets how Ensure reaches registries.
-func WithRegistry(r RegistryOptions) EnsureOption {
-	return func(o *PullOptions) { o.Registry = r }
-}
-
 // Ensure returns the image ref, pulling it according to policy, unpacked for
 // the snapshotter ("" is containerd's default). Progress goes to out.
 // It reads the image config once and checks the unpacked snapshot with one
@@ -79,7 +71,7 @@ func WithRegistry(r RegistryOptions) EnsureOption {
 // unpacked snapshot is added to it before that check. An error that
 // errdefs.IsNotFound (and not ErrNotPresent) means something removed the
 // image while Ensure ran: calling it again fetches it anew.
-func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter string, out io.Writer, opts ...EnsureOption) (*Image, error) {
+func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter string, out io.Writer) (*Image, error) {
 	name, err := Normalize(ref)
 	if err != nil {
 		return nil, err
@@ -102,11 +94,7 @@ func Ensure(ctx context.Context, c *client.Client, ref, policy, snapshotter stri
 		}
 	}
 	if img == nil {
-		po := PullOptions{Snapshotter: snapshotter, Progress: out}
-		for _, o := range opts {
-			o(&po)
-		}
-		if img, err = Pull(ctx, c, name, po); err != nil {
+		if img, err = Pull(ctx, c, name, PullOptions{Snapshotter: snapshotter, Progress: out}); err != nil {
 			return nil, err
 		}
 	}

@@ -116,6 +116,7 @@ func TestInsecureRegistryHosts(t *testing.T) {
 		},
 		{name: "localhost-tls-needs-no-flag", pull: "{UP}", wantUp: reached},
 		{name: "localhost-plain-http-needs-no-flag", pull: "{PLAIN}", wantUp: reached},
+		{name: "localhost-with-hosts-toml-verifies", pull: "{UP}", toml: "server = \"https://{UP}\"\n", wantUp: "x509:", upSkip: false},
 		{name: "other-registry-without-flag-verifies", pull: "registry.example.com", wantUp: skip, upSkip: false},
 	}
 	for _, tt := range tests {

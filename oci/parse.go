@@ -269,27 +269,6 @@ func ParseMountFlag(spec string) (Mount, error) {
 	return m, nil
 }
 
-// ParseEnv resolves one -e value: KEY=VALUE is returned as is; a bare KEY
-// takes its value from lookup (the host environment) and is skipped (false)
-// when lookup has none. An empty key is an error.
-func ParseEnv(kv string, lookup func(string) (string, bool)) (string, bool, error) {
-	key, _, hasValue := strings.Cut(kv, "=")
-	if key == "" {
-		return "", false, invalidf("invalid environment variable %q: use KEY=VALUE or KEY", kv)
-	}
-	if hasValue {
-		return kv, true, nil
-	}
-	if lookup == nil {
-		return "", false, nil
-	}
-	v, ok := lookup(key)
-	if !ok {
-		return "", false, nil
-	}
-	return key + "=" + v, true, nil
-}
-
 // maxEnvLine bounds one env-file line (bufio.Scanner's default is 64 KiB).
 const maxEnvLine = 1 << 20
 

@@ -189,34 +189,6 @@ func TestParseMountFlag(t *testing.T) {
 	}
 }
 
-func TestParseEnv(t *testing.T) {
-	lookup := func(k string) (string, bool) {
-		v, ok := map[string]string{"HOSTVAR": "from-host", "EMPTY": ""}[k]
-		return v, ok
-	}
-	tests := []struct {
-		in      string
-		want    string
-		wantOK  bool
-		wantErr bool
-	}{
-		{in: "A=b", want: "A=b", wantOK: true},
-		{in: "A=", want: "A=", wantOK: true},
-		{in: "A=b=c", want: "A=b=c", wantOK: true},
-		{in: "HOSTVAR", want: "HOSTVAR=from-host", wantOK: true},
-		{in: "EMPTY", want: "EMPTY=", wantOK: true},
-		{in: "UNSET", wantOK: false},
-		{in: "=x", wantErr: true},
-		{in: "", wantErr: true},
-	}
-	for _, tt := range tests {
-		got, ok, err := ParseEnv(tt.in, lookup)
-		if (err != nil) != tt.wantErr || got != tt.want || ok != tt.wantOK {
-			t.Errorf("ParseEnv(%q) = %q, %v, %v; want %q, %v, error %v", tt.in, got, ok, err, tt.want, tt.wantOK, tt.wantErr)
-		}
-	}
-}
-
 func TestParseEnvFile(t *testing.T) {
 	lookup := func(k string) (string, bool) {
 		v, ok := map[string]string{"HOSTVAR": "from-host"}[k]
