@@ -23,63 +23,57 @@ func flagArity(flags []cli.Flag) (takesValue map[string]bool, primary map[string
 
 // splitRunArgs implements the run grammar `[flags] TARGET [flags] [-- CMD...]`
 // (also `TARGET CMD...` without "--", as Docker allows): it returns the flag
-// words, the target and the command. Flags are recognised up to "--" or
-// the first word after TARGET that is not a flag; everything after that is
-// the command, untouched.
+// words, the target and the command, as scanRunWords reads them. Every flag
+// the command knows is spelt by its primary name, so that "-e A=1 --env
+// B=2" is one flag given twice, as Docker treats it (urfave/cli refuses two
+// spellings of one flag); an attached value (-uroot) becomes its own word.
 func splitRunArgs(flags []cli.Flag, args []string) (flagArgs []string, target string, cmd []string, sawTarget bool) {
-	arity, primary := flagArity(flags)
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return flagArgs, target, args[i+1:], sawTarget
-		}
-		if f, v, ok := splitAttached(arity, a); ok {
-			// -uroot, -eA=1, -w/src: a short flag with its value attached.
-			if p, known := primary[strings.TrimPrefix(f, "-")]; known {
-				f = "--" + p
+	line := scanRunWords(flags, args)
+	_, primary := flagArity(flags)
+	for i := 0; i < len(line.flags); i++ {
+		f := line.flags[i]
+		switch {
+		case f.attached && i > 0 && line.flags[i-1].at == f.at:
+			// -itu0:0: the letters as written, then the value.
+			word := args[f.at]
+			flagArgs = append(flagArgs, word[:len(word)-len(f.value)], f.value)
+		case f.attached:
+			flagArgs = append(flagArgs, "--"+f.name, f.value)
+		case f.combined:
+			// -it: the word as written, then the last flag's value.
+			for i+1 < len(line.flags) && line.flags[i+1].at == f.at && !line.flags[i+1].attached {
+				i++
+				f = line.flags[i]
 			}
-			flagArgs = append(flagArgs, f, v)
-			continue
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			name := strings.TrimLeft(a, "-")
-			// Spell every flag by its primary name, so that "-e A=1 --env
-			// B=2" is one flag given twice, as Docker treats it (urfave/cli
-			// refuses two spellings of one flag).
-			n, value, hasValue := strings.Cut(name, "=")
-			if p, ok := primary[n]; ok {
-				a = "--" + p
-				if hasValue {
-					a += "=" + value
+			if i+1 < len(line.flags) && line.flags[i+1].at == f.at {
+				continue // letters before an attached value: emitted with it
+			}
+			flagArgs = append(flagArgs, args[f.at])
+			if f.valueAt > f.at {
+				flagArgs = append(flagArgs, f.value)
+			}
+		default:
+			word := args[f.at]
+			if _, known := primary[f.name]; known {
+				word = "--" + f.name
+				if f.inline {
+					word += "=" + f.value
 				}
 			}
-			flagArgs = append(flagArgs, a)
-			if hasValue {
-				continue
+			flagArgs = append(flagArgs, word)
+			if !f.inline && f.valueAt >= 0 {
+				flagArgs = append(flagArgs, f.value)
 			}
-			takesValue, known := arity[name]
-			if !known && !strings.HasPrefix(a, "--") && len(name) > 1 {
-				// Combined short flags such as -it: the last one may take a value.
-				takesValue = arity[name[len(name)-1:]]
-			}
-			if takesValue && i+1 < len(args) {
-				i++
-				flagArgs = append(flagArgs, args[i])
-			}
-			continue
 		}
-		if !sawTarget {
-			target, sawTarget = a, true
-			continue
-		}
-		// First non-flag word after TARGET: the command, Docker-style.
-		return flagArgs, target, args[i:], sawTarget
 	}
-	return flagArgs, target, nil, sawTarget
+	if line.target >= 0 {
+		target, sawTarget = args[line.target], true
+	}
+	if line.dashes || line.cmd < len(args) {
+		cmd = args[line.cmd:]
+	}
+	return flagArgs, target, cmd, sawTarget
 }
-
-// globalValueFlags are the global flags that take a value.
-var globalValueFlags = map[string]bool{"address": true, "namespace": true, "n": true, "config": true, "cdi-spec-dir": true}
 
 // rewriteArgs turns the shorthand `sbxrun [global] TARGET ...` into
 // `sbxrun [global] run TARGET ...`, and moves run flags given after TARGET
@@ -88,6 +82,7 @@ func rewriteArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
+	globalTakesValue, _ := flagArity(app.Flags)
 	i := 1
 	for i < len(args) {
 		a := args[i]
@@ -103,7 +98,7 @@ func rewriteArgs(app *cli.App, args []string) []string {
 			out := append(append([]string{}, args[:i]...), "run")
 			return append(out, rewriteRun(app.Command("run"), args[i:])...)
 		}
-		if !hasValue && globalValueFlags[name] {
+		if !hasValue && globalTakesValue[name] {
 			i++
 		}
 		i++

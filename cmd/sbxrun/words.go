@@ -37,6 +37,10 @@ type flagWord struct {
 	// combined is set for each of several short flags written as one word
 	// (-it): they share at, and only the last may take a value.
 	combined bool
+	// attached is set for a short flag whose value is written right after
+	// it in the same word (-uroot, -t0, -itu0:0: the flags before it are
+	// combined ones).
+	attached bool
 }
 
 // scanRunWords reads words with the run grammar: flags are recognised before
@@ -61,6 +65,17 @@ func scanRunWords(flags []cli.Flag, words []string) runLine {
 			}
 			line.cmd = i
 			return line
+		}
+		if f, v, ok := splitAttached(takesValue, a); ok {
+			// -uroot, -eA=1, -itu0:0: the last short flag's value is
+			// attached; the letters before it are combined flags.
+			letters := strings.TrimPrefix(f, "-")
+			for _, n := range strings.Split(letters[:len(letters)-1], "") {
+				line.flags = append(line.flags, flagWord{name: cmp.Or(primary[n], n), at: i, valueAt: -1, combined: true})
+			}
+			last := letters[len(letters)-1:]
+			line.flags = append(line.flags, flagWord{name: cmp.Or(primary[last], last), at: i, value: v, valueAt: i, attached: true})
+			continue
 		}
 		name, value, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		names := []string{name}
