@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
-	"time"
 
 	"github.com/containerd/console"
 	"github.com/containerd/log"
@@ -282,25 +280,9 @@ func SaveImages(ctx context.Context, g *Global, lo profiles.LoadOptions, targets
 	return withCode(ExitFailed, images.Save(ctx, c, refs, allPlatforms, path, out))
 }
 
-// LoginOptions are the inputs of Login.
-type LoginOptions struct {
-	// Registry is the registry host.
-	Registry string
-	// Username; asked for on a terminal when empty.
-	Username string
-	// PasswordStdin reads the password from Stdin (CI secrets never reach
-	// argv); without it the password is asked for on a terminal.
-	PasswordStdin bool
-	// Registry options: hosts directories, insecure registries, config dir.
-	RegistryOptions images.RegistryOptions
-	// Stdin, Stdout and Stderr default to the process's.
-	Stdin          io.Reader
-	Stdout, Stderr io.Writer
-}
-
-// quietRegistryLogs keeps containerd's resolver from logging through
+// QuietRegistryLogs keeps containerd's resolver from logging through
 // logrus; sbxrun reports errors itself, and --debug shows the logs.
-func quietRegistryLogs(g *Global) {
+func QuietRegistryLogs(g *Global) {
 	quietLogs.Do(func() {
 		if g.Debug {
 			_ = log.SetLevel("debug")
@@ -308,128 +290,6 @@ func quietRegistryLogs(g *Global) {
 			_ = log.SetLevel("fatal")
 		}
 	})
-}
-
-// Login checks credentials against a registry and stores them in the
-// Docker config (or its credential helper).
-func Login(ctx context.Context, g *Global, o LoginOptions) error {
-	quietRegistryLogs(g)
-	if o.Stdin == nil {
-		o.Stdin = os.Stdin
-	}
-	if o.Stdout == nil {
-		o.Stdout = os.Stdout
-	}
-	if o.Stderr == nil {
-		o.Stderr = os.Stderr
-	}
-	host, err := images.NormalizeRegistry(o.Registry)
-	if err != nil {
-		return withCode(ExitFailed, err)
-	}
-	in := bufio.NewReader(o.Stdin)
-	user, password := o.Username, ""
-	if o.PasswordStdin {
-		if user == "" {
-			return withCode(ExitFailed, errors.New("--password-stdin needs the user name as -u USER"))
-		}
-		b, err := io.ReadAll(in)
-		if err != nil {
-			return withCode(ExitFailed, fmt.Errorf("reading the password from stdin: %w", err))
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	} else {
-		f, ok := o.Stdin.(*os.File)
-		if !ok || !isConsole(f) {
-			return withCode(ExitFailed, errors.New("stdin is not a terminal: give the password on stdin with --password-stdin (sbxrun login -u USER --password-stdin [REGISTRY] < file)"))
-		}
-		if user == "" {
-			if o.Registry == "" {
-				fmt.Fprintf(o.Stderr, "Log in to Docker Hub (%s); name a registry to log in elsewhere: sbxrun login REGISTRY\n", host)
-			}
-			fmt.Fprint(o.Stderr, "Username: ")
-			line, _ := in.ReadString('\n')
-			user = strings.TrimSpace(line)
-		}
-		if password, err = readPassword(f, o.Stderr); err != nil {
-			return withCode(ExitFailed, err)
-		}
-	}
-	if password == "" {
-		return withCode(ExitFailed, errors.New("empty password: give it on stdin with --password-stdin"))
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	file, err := images.Login(ctx, images.LoginOptions{Registry: host, Username: user, Password: password, RegistryOptions: o.RegistryOptions})
-	if err != nil {
-		return withCode(ExitFailed, err)
-	}
-	fmt.Fprintf(o.Stdout, "Login Succeeded (credentials for %s stored via %s)\n", host, file)
-	return nil
-}
-
-// readPassword reads a line from the terminal f without echo.
-func readPassword(f *os.File, prompt io.Writer) (string, error) {
-	con, err := console.ConsoleFromFile(f)
-	if err != nil {
-		return "", fmt.Errorf("reading the password: %w", err)
-	}
-	fmt.Fprint(prompt, "Password: ")
-	if err := con.DisableEcho(); err != nil {
-		return "", fmt.Errorf("reading the password: %w", err)
-	}
-	// Ctrl-C at the prompt must not leave the terminal without echo.
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
-	stop := make(chan struct{})
-	go func() {
-		select {
-		case <-sigc:
-			_ = con.Reset()
-			fmt.Fprintln(prompt)
-			os.Exit(130)
-		case <-stop:
-		}
-	}()
-	defer func() {
-		close(stop)
-		signal.Stop(sigc)
-		_ = con.Reset()
-		fmt.Fprintln(prompt)
-	}()
-	line, err := bufio.NewReader(f).ReadString('\n')
-	if err != nil && line == "" {
-		return "", fmt.Errorf("reading the password: %w", err)
-	}
-	return strings.TrimRight(line, "\r\n"), nil
-}
-
-// Logout removes the stored credentials of a registry.
-func Logout(registry string, ro images.RegistryOptions, out io.Writer) error {
-	host, err := images.NormalizeRegistry(registry)
-	if err != nil {
-		return withCode(ExitFailed, err)
-	}
-	had, err := images.Logout(host, ro)
-	if err != nil {
-		return withCode(ExitFailed, err)
-	}
-	if !had {
-		fmt.Fprintf(out, "Not logged in to %s\n", host)
-		return nil
-	}
-	fmt.Fprintf(out, "Removed login credentials for %s\n", host)
-	return nil
-}
-
-// isConsole reports whether w is a terminal.
-func isConsole(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := console.ConsoleFromFile(f)
-	return err == nil
 }
 
 // ServerVersion returns containerd's version.
@@ -444,4 +304,14 @@ func ServerVersion(ctx context.Context, g *Global) (string, error) {
 		return "", err
 	}
 	return v.Version + " (" + v.Revision + ")", nil
+}
+
+// isConsole reports whether w is a terminal.
+func isConsole(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := console.ConsoleFromFile(f)
+	return err == nil
 }

@@ -139,7 +139,7 @@ func loginCommand() *cli.Command {
 				return failf("login takes one registry, got %d: `sbxrun login -u USER --password-stdin [REGISTRY] < file` (none is Docker Hub)", c.NArg())
 			}
 			g := global(c)
-			return runtime.Login(c.Context, &g, runtime.LoginOptions{
+			return login(c.Context, &g, loginOptions{
 				Registry: registryArg(c), Username: c.String("username"), PasswordStdin: c.Bool("password-stdin"),
 				RegistryOptions: registryOptions(c),
 			})
@@ -154,7 +154,7 @@ func logoutCommand() *cli.Command {
 			if c.NArg() > 1 {
 				return failf("logout takes one registry, got %d: `sbxrun logout [REGISTRY]` (none is Docker Hub)", c.NArg())
 			}
-			return runtime.Logout(registryArg(c), images.RegistryOptions{}, os.Stdout)
+			return logout(registryArg(c), images.RegistryOptions{}, os.Stdout)
 		},
 	}
 }
