@@ -118,8 +118,10 @@ func rewriteArgs(app *cli.App, args []string) []string {
 		out = append(out, "run")
 	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec":
 		out = append(out, word)
-	default:
+	case len(cmd.Subcommands) > 0:
 		return append(append(out, word), expandAttached(cmd.Flags, rest)...)
+	default:
+		return append(append(out, word), flagsFirst(cmd.Flags, expandAttached(cmd.Flags, rest))...)
 	}
 	return append(out, rewriteRun(cmd, rest)...)
 }
@@ -204,4 +206,31 @@ func expandAttached(flags []cli.Flag, words []string) []string {
 		out = append(out, w)
 	}
 	return out
+}
+
+// flagsFirst moves the flags of a command that is not run-like in front of
+// its arguments, as Docker's flag parser reads them anywhere (`sbxrun stop
+// web -t 0`, `sbxrun login REG --insecure-registry REG`); urfave/cli stops
+// at the first argument. Words after "--" stay where they are.
+func flagsFirst(flags []cli.Flag, words []string) []string {
+	takesValue, _ := flagArity(flags)
+	var flagWords, args []string
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		if w == "--" {
+			args = append(args, words[i:]...)
+			break
+		}
+		if !strings.HasPrefix(w, "-") || w == "-" {
+			args = append(args, w)
+			continue
+		}
+		flagWords = append(flagWords, w)
+		name, _, inline := strings.Cut(strings.TrimLeft(w, "-"), "=")
+		if !inline && takesValue[name] && i+1 < len(words) {
+			i++
+			flagWords = append(flagWords, words[i])
+		}
+	}
+	return append(flagWords, args...)
 }

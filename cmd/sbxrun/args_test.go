@@ -137,3 +137,21 @@ func TestLayering(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsAfterArguments: flags after a command's arguments are read, as
+// Docker's parser reads them (`stop web -t 0`); "--" still ends them.
+func TestFlagsAfterArguments(t *testing.T) {
+	app := newApp()
+	for _, tt := range []struct{ in, want string }{
+		{"sbxrun stop web -t 0", "sbxrun stop -t 0 web"},
+		{"sbxrun stop web -t0", "sbxrun stop -t 0 web"},
+		{"sbxrun login localhost:5000 --insecure-registry localhost:5000 -u me", "sbxrun login --insecure-registry localhost:5000 -u me localhost:5000"},
+		{"sbxrun rm -f a b", "sbxrun rm -f a b"},
+		{"sbxrun logs web -f", "sbxrun logs -f web"},
+	} {
+		got := strings.Join(rewriteArgs(app, strings.Fields(tt.in)), " ")
+		if got != tt.want {
+			t.Errorf("rewriteArgs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
