@@ -57,18 +57,13 @@ func ListDevices(lib nvml.Interface, driverRoot string) (string, []Device, error
 	return version, devs, nil
 }
 
-// CheckHook checks the binary a spec's hooks run with the very checks a
-// run makes (oci.CheckHookPath: an absolute path to an executable owned by
-// a trusted user, not writable by others, in directories nobody else can
-// change) and, only when they pass, that it answers the no-op hook
+// CheckSpecHook checks the binary a hook of the CDI spec at specPath runs
+// with the very checks a run makes (oci.CheckHookPath: an absolute path to
+// an executable owned by a trusted user, not writable by others, in
+// directories nobody else can change; errors name the spec as a run's do)
+// and, only when they pass, that it answers the no-op hook
 // (`nvidia-cdi-hook noop`) within five seconds, in the explicit hook
 // environment.
-func CheckHook(path string, trusted []uint32) error {
-	return CheckSpecHook(path, "", trusted)
-}
-
-// CheckSpecHook is CheckHook for a hook of the CDI spec at specPath, which
-// its errors name as a run's do.
 func CheckSpecHook(path, specPath string, trusted []uint32) error {
 	resolved, err := oci.CheckHookPath(path, specPath, trusted)
 	if err != nil {

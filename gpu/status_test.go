@@ -102,9 +102,9 @@ func TestStatusRefusedFiles(t *testing.T) {
 	}
 }
 
-// TestCheckHook: gpu status and gpu setup judge a hook with the checks a
+// TestCheckSpecHook: gpu status and gpu setup judge a hook with the checks a
 // run makes, and never execute one that fails them.
-func TestCheckHook(t *testing.T) {
+func TestCheckSpecHook(t *testing.T) {
 	requireRoot(t)
 	tests := []struct {
 		name string

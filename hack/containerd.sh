@@ -53,18 +53,11 @@ start() {
 		exit 1
 	fi
 	mkdir -p "$dir/root" "$dir/state"
-	cat >"$dir/config.toml" <<EOF
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "$sock"
-
-[ttrpc]
-  address = "$dir/containerd.sock.ttrpc"
-EOF
+	# The config every private daemon of sbxrun uses (internal/ctrdconfig).
+	if ! (cd "$(dirname "$0")/.." && ${GO:-go} run ./hack/ctrdconfig "$dir") >"$dir/config.toml"; then
+		echo "writing $dir/config.toml failed: containerd.sh needs Go (${GO:-go}) to run hack/ctrdconfig" >&2
+		exit 1
+	fi
 	rm -f "$sock"
 	"$CONTAINERD" --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
 	echo $! >"$pidfile"

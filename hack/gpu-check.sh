@@ -127,18 +127,11 @@ LD_LIBRARY_PATH=$B/lib runc --version | head -n1
 
 step "private containerd"
 mkdir -p "$W/ctd"
-cat >"$W/ctd/config.toml" <<EOF
-version = 2
-root = "$W/ctd/root"
-state = "$W/ctd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "$W/ctd/containerd.sock"
-
-[ttrpc]
-  address = "$W/ctd/containerd.sock.ttrpc"
-EOF
+# The config every private daemon of sbxrun uses (internal/ctrdconfig).
+"$B/bin/ctrdconfig" "$W/ctd" >"$W/ctd/config.toml" || {
+	fail "writing $W/ctd/config.toml"
+	exit 1
+}
 t0=$(now_ms)
 # In a session of its own: a Ctrl-C (or a TERM to the script's process
 # group) must leave it to the cleanup, which removes the sandboxes through it.

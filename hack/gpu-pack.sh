@@ -7,6 +7,8 @@
 # the 64 MiB a device upload may take):
 #
 #   bin/sbxrun                      built here with cgo (go-nvml), stripped
+#   bin/ctrdconfig                  hack/ctrdconfig: the private containerd's
+#                                   config, as sbxrun's own code writes it
 #   bin/containerd, bin/containerd-shim-runc-v2, bin/runc   Debian's
 #   bin/rootlesskit, sbin/newuidmap, sbin/newgidmap  Debian's, for the
 #                                   rootless check (hack/gpu-check-rootless.sh)
@@ -37,6 +39,7 @@ mkdir -p "$pack/bin" "$pack/lib" "$(dirname "$out")"
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 CGO_ENABLED=1 CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}" \
 	go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$pack/bin/sbxrun" ./cmd/sbxrun
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$pack/bin/ctrdconfig" ./hack/ctrdconfig
 for b in containerd containerd-shim-runc-v2 runc rootlesskit; do
 	cp "$(command -v "$b")" "$pack/bin/"
 done

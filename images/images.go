@@ -3,8 +3,9 @@
 // Ensure applies the pull policy before a run; Pull fetches from a registry
 // (hosts.toml, Docker credentials, retries, progress) and unpacks while
 // layers arrive; Load and Save move images through tarballs for offline
-// hosts; List, Remove and Prune manage what is stored. Nothing here talks to
-// the user except through the io.Writer it is given.
+// hosts; List, Remove and Prune manage what is stored. Nothing here dials
+// containerd: every function works on the client the runtime hands it.
+// Nothing here talks to the user except through the io.Writer it is given.
 package images
 
 import (

@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"bufio"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -288,5 +290,59 @@ func TestExecStoppedSandbox(t *testing.T) {
 		if code != 125 || !strings.Contains(stderr, "is not running") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%v on a stopped sandbox: exit %d, stdout %q, stderr %q; want 125 and one line saying it is not running", args, code, stdout, stderr)
 		}
+	}
+}
+
+// TestExecSignal: killing `sbxrun exec` ends the process it started in the
+// sandbox.
+func TestExecSignal(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	name := nameFor(t)
+	if out, stderr, code := run(t, "run", "-d", "--pull", "never", "--name", name, "base", "--", "sleep", "300"); code != 0 {
+		t.Fatalf("run -d: exit %d\n%s%s", code, out, stderr)
+	}
+	defer func() { _, _, _ = run(t, "rm", "-f", name) }()
+	cmd := sbxrunCmd(t, opts{}, "exec", name, "--", "sh", "-c", "trap 'echo got-term; exit 9' TERM; echo up; while :; do sleep 0.1; done")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	if line, err := r.ReadString('\n'); err != nil || line != "up\n" {
+		t.Fatalf("exec's first line %q, %v", line, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := r.ReadString('\n')
+	err = cmd.Wait()
+	if code := exitCode(err, cmd); code != 9 || rest != "got-term\n" {
+		t.Errorf("exec after SIGTERM: exit %d, output %q; want the process to get TERM and exit 9", code, rest)
+	}
+	ps, _, _ := run(t, "exec", name, "--", "ps")
+	if strings.Contains(ps, "trap") {
+		t.Errorf("the exec'd process is still running in the sandbox:\n%s", ps)
+	}
+}
+
+// TestExecBrokenPipe: `sbxrun exec ... | head -1` ends too, with 141, and
+// the command it started in the sandbox is gone.
+func TestExecBrokenPipe(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	name := nameFor(t)
+	if out, stderr, code := run(t, "run", "-d", "--pull", "never", "--name", name, "base", "--", "sleep", "300"); code != 0 {
+		t.Fatalf("run -d: exit %d\n%s%s", code, out, stderr)
+	}
+	defer func() { _, _, _ = run(t, "rm", "-f", name) }()
+	endsOnBrokenPipe(t, sbxrunCmd(t, opts{}, "exec", name, "--", "yes"))
+	// Only the sandbox's own sleep is left running in it.
+	ps, stderr, code := run(t, "exec", name, "--", "ps", "-o", "comm")
+	if code != 0 || strings.Contains(ps, "yes") {
+		t.Errorf("processes in the sandbox after the broken pipe (exit %d):\n%s%s", code, ps, stderr)
 	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -426,5 +427,35 @@ func waitOutput(t *testing.T, p *proc, s interface{ String() string }, want stri
 		default:
 		}
 		t.Fatalf("sbxrun %s (%s): output %q never contained %q\nstderr: %q", strings.Join(p.cmd.Args[1:], " "), exited, s.String(), want, p.stderr.String())
+	}
+}
+
+// endsOnBrokenPipe starts cmd, whose command writes "y" lines forever,
+// reads one line and closes the pipe, as `| head -1` does: cmd must end
+// with 141 (128+SIGPIPE).
+func endsOnBrokenPipe(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "y\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	out.Close() // what head does after one line
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := exitCode(err, cmd); code != 141 {
+			t.Errorf("%v: exit %d after the reader went away, want 141 (128+SIGPIPE)", cmd.Args[1:], code)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("%v kept running after its stdout reader went away", cmd.Args[1:])
 	}
 }

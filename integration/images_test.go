@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -612,4 +613,90 @@ func TestRegistryPrefix(t *testing.T) {
 	}
 	stdout, stderr, code = sandboxWith(t, o, nameFor(t), "base", "--", "true")
 	expect(t, "run base from the mirror", code, 0, stdout, stderr)
+}
+
+// TestInsecureRegistryMirror pulls through a TLS mirror whose certificate
+// no system CA trusts: --insecure-registry for the registry pulled from
+// must not loosen the mirror, which keeps its own hosts.toml TLS settings.
+func TestInsecureRegistryMirror(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t, registryOpts{tls: true})
+	img := buildImage(t, 256<<10)
+	dg := reg.push(t, img.layout, "sbxtest/mirrored", "v1")
+	const upstream = "registry.sbxrun.invalid"
+	ref := upstream + "/sbxtest/mirrored:v1"
+	tests := []struct {
+		name   string
+		mirror string // settings of the mirror's [host] table
+		flags  []string
+		code   int
+		want   []string
+	}{
+		{"flag-on-upstream-mirror-verifies", "", []string{"--insecure-registry", upstream}, 125, []string{"TLS certificate of " + reg.host, "--insecure-registry " + reg.host}},
+		{"mirror-skip-verify", "  skip_verify = true\n", nil, 0, []string{"pulled " + ref + " " + dg.String()}},
+		{"flag-on-upstream-mirror-ca", fmt.Sprintf("  ca = %q\n", reg.caFile), []string{"--insecure-registry", upstream}, 0, []string{"pulled " + ref}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			toml := fmt.Sprintf("server = \"https://%s\"\n\n[host.\"https://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n%s", upstream, reg.host, tt.mirror)
+			writeHosts(t, dir, upstream, toml)
+			args := append(append([]string{"pull", "--hosts-dir", dir}, tt.flags...), ref)
+			begin := time.Now()
+			stdout, stderr, code := run(t, args...)
+			expect(t, strings.Join(args, " "), code, tt.code, stdout, stderr)
+			wantOutput(t, "stderr", stderr, tt.want...)
+			if took := time.Since(begin); tt.code != 0 && took > 30*time.Second {
+				t.Errorf("the refused pull took %s", took)
+			}
+		})
+	}
+}
+
+// TestRunSurvivesConcurrentPrune runs sandboxes of a registry image while
+// `sbxrun prune -a -f` removes that image again and again in the same
+// namespace. prune may take the image between the run's image check and
+// the creation of its rootfs; the run must then fetch it again (its pull
+// policy allows that), never fail with a missing parent snapshot.
+func TestRunSurvivesConcurrentPrune(t *testing.T) {
+	useNamespace(t, false)
+	reg := startRegistry(t, registryOpts{})
+	reg.push(t, "oci-archive:"+harness.plainImage, "sbxtest/prune-race", "v1")
+	ref := reg.host + "/sbxtest/prune-race:v1"
+
+	const rounds = 12
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	prunes := 0
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			stdout, stderr, code := run(t, "prune", "-a", "-f")
+			if code != 0 {
+				t.Errorf("prune: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+				return
+			}
+			prunes++
+		}
+	}()
+	failed := 0
+	for i := 0; i < rounds; i++ {
+		stdout, stderr, code := run(t, "run", "--pull", "missing", ref, "--", "echo", "ran")
+		if code != 0 || strings.TrimSpace(stdout) != "ran" {
+			failed++
+			t.Errorf("round %d: run while prune removes its image: exit %d\nstdout: %s\nstderr: %s", i, code, stdout, stderr)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d runs, %d prunes beside them, %d failed", rounds, prunes, failed)
+	if prunes < 2 {
+		t.Errorf("only %d prunes ran beside the %d runs: the race was not exercised", prunes, rounds)
+	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -128,4 +129,63 @@ func hostAddress(t *testing.T) string {
 	}
 	t.Fatalf("this machine has no IPv4 address besides loopback (%v): the test needs one to reach a registry that is not on loopback", addrs)
 	return ""
+}
+
+// TestLoginDockerHubDefault runs login and logout without a registry: they
+// act on Docker Hub and store under the key docker login uses. Docker Hub
+// is not reachable here, so docker.io's hosts.toml sends the login to a
+// loopback registry (or to a closed port, for the unreachable case).
+func TestLoginDockerHubDefault(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t, registryOpts{tls: true, auth: true})
+	hub := t.TempDir()
+	writeHosts(t, hub, "docker.io", fmt.Sprintf("server = %q\nca = %q\n", "https://"+reg.host, reg.caFile))
+	const hubKey = "https://index.docker.io/v1/"
+
+	t.Run("login-logout", func(t *testing.T) {
+		cfg := dockerConfig(t, map[string]any{"auths": map[string]any{reg.host: map[string]string{"auth": basicAuth("other", "pw")}}})
+		o := opts{env: []string{"DOCKER_CONFIG=" + cfg}, stdin: strings.NewReader(reg.password + "\n")}
+		stdout, stderr, code := runWith(t, o, "login", "-u", reg.user, "--password-stdin", "--hosts-dir", hub)
+		expect(t, "login", code, 0, stdout, stderr)
+		wantOutput(t, "stdout", stdout, "Login Succeeded (credentials for docker.io")
+		if a := authsOf(t, cfg); a[hubKey] != basicAuth(reg.user, reg.password) || a["docker.io"] != "" {
+			t.Fatalf("config.json auths after login: %v; want the credentials under %q, as docker login writes them", a, hubKey)
+		}
+		o.stdin = nil
+		stdout, stderr, code = runWith(t, o, "logout")
+		expect(t, "logout", code, 0, stdout, stderr)
+		wantOutput(t, "stdout", stdout, "Removed login credentials for docker.io")
+		if a := authsOf(t, cfg); a[hubKey] != "" || a[reg.host] == "" {
+			t.Errorf("config.json auths after logout: %v; want Docker Hub gone and %s kept", a, reg.host)
+		}
+		stdout, stderr, code = runWith(t, o, "logout")
+		expect(t, "second logout", code, 0, stdout, stderr)
+		wantOutput(t, "stdout", stdout, "Not logged in to docker.io")
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		down := t.TempDir()
+		writeHosts(t, down, "docker.io", fmt.Sprintf("server = \"https://127.0.0.1:%d\"\n", freePort(t)))
+		cfg := t.TempDir()
+		o := opts{env: []string{"DOCKER_CONFIG=" + cfg}, stdin: strings.NewReader("pw\n")}
+		begin := time.Now()
+		stdout, stderr, code := runWith(t, o, "login", "-u", "someone", "--password-stdin", "--hosts-dir", down)
+		expect(t, "login", code, 125, stdout, stderr)
+		wantOutput(t, "stderr", stderr, "Docker Hub (docker.io", "unreachable", "sbxrun login -u USER --password-stdin REGISTRY")
+		if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 {
+			t.Errorf("login wrote %d lines to stderr, want one", lines)
+		}
+		if took := time.Since(begin); took > 15*time.Second {
+			t.Errorf("the failed login took %s", took)
+		}
+		if _, err := os.Stat(filepath.Join(cfg, "config.json")); err == nil {
+			t.Error("a failed login wrote config.json")
+		}
+	})
+	t.Run("two-registries", func(t *testing.T) {
+		for _, cmd := range []string{"login", "logout"} {
+			stdout, stderr, code := runWith(t, opts{env: []string{"DOCKER_CONFIG=" + t.TempDir()}}, cmd, "a.example.com", "b.example.com")
+			expect(t, cmd+" with two registries", code, 125, stdout, stderr)
+			wantOutput(t, "stderr", stderr, "takes one registry")
+		}
+	})
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/sbxrun/sbxrun/internal/ctrdconfig"
 )
 
 // baseRef is the image of the built-in "base" profile; the harness imports
@@ -182,6 +184,7 @@ func setup() (*exec.Cmd, error) {
 		"SBXRUN_ADDRESS":       harness.address,
 		"CONTAINERD_ADDRESS":   harness.address,
 		"SBXRUN_STATE_DIR":     filepath.Join(root, "state"),
+		"SBXRUN_CNI_CONF_DIR":  filepath.Join(root, "cni"),
 		"HOME":                 home,
 		"XDG_CONFIG_HOME":      filepath.Join(home, ".config"),
 		"SBXRUN_SYSTEM_CONFIG": filepath.Join(root, "no-such-sbxrun.yaml"),
@@ -210,21 +213,10 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// containerdConfig is the private daemon's configuration (the same as
-// hack/containerd.sh writes).
+// containerdConfig is the private daemon's configuration: the one every
+// private daemon of sbxrun uses (internal/ctrdconfig), laid out under dir.
 func containerdConfig(dir string) string {
-	return fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"),
-		filepath.Join(dir, "containerd.sock"), filepath.Join(dir, "containerd.sock.ttrpc"))
+	return ctrdconfig.Under(dir).TOML()
 }
 
 // startContainerd starts a private containerd under dir and waits up to 10 s

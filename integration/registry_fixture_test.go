@@ -687,3 +687,40 @@ func (p *faultProxy) cut(w http.ResponseWriter, f *fault) {
 	}
 	conn.Close()
 }
+
+// writeHosts writes ROOT/HOST/hosts.toml (HOST in certs.d spelling).
+func writeHosts(t *testing.T, root, host, body string) {
+	t.Helper()
+	d := filepath.Join(root, strings.Replace(host, ":", "_", 1))
+	if strings.Contains(host, ":") {
+		d += "_"
+	}
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// authsOf maps each auths key of DIR/config.json to its "auth" value.
+func authsOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Auths map[string]struct {
+			Auth string `json:"auth"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("config.json: %v\n%s", err, b)
+	}
+	out := map[string]string{}
+	for k, v := range cfg.Auths {
+		out[k] = v.Auth
+	}
+	return out
+}

@@ -433,3 +433,59 @@ func TestShorthand(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokenPipe: `sbxrun ... | head -1` must end, with the shell's 141,
+// and leave nothing behind, although the workload never stops writing.
+func TestBrokenPipe(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	name := nameFor(t)
+	endsOnBrokenPipe(t, sbxrunCmd(t, opts{}, "run", "--pull", "never", "--name", name, "base", "--", "yes"))
+	assertGone(t, name)
+}
+
+// TestRefusedBeforeAnything: input refused up front creates nothing: no
+// container, no cache directory, no warning first.
+func TestRefusedBeforeAnything(t *testing.T) {
+	t.Parallel()
+	useNamespace(t, false)
+	home := t.TempDir()
+	dir := t.TempDir()
+	tests := []struct {
+		name, want string
+		args       []string
+		setup      func()
+	}{
+		{name: "tty without a terminal", want: "-t needs a terminal", args: []string{"-t", "base", "--", "true"}},
+		{name: "bad memory on model-dev", want: "below the minimum", args: []string{"--memory", "1k", "model-dev", "--", "true"}},
+		{name: "host proc", want: "exposes the host's /proc", args: []string{"-v", "/proc:/hp", "base", "--", "true"}},
+		{name: "privileged from the project file", want: "privileged: true is not allowed from an untrusted project file", args: []string{"base", "--", "true"},
+			setup: func() {
+				if err := os.WriteFile(filepath.Join(dir, "sbxrun.yaml"), []byte("profiles:\n  base:\n    privileged: true\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+				defer os.Remove(filepath.Join(dir, "sbxrun.yaml"))
+			}
+			name := nameFor(t)
+			args := append([]string{"run", "--pull", "never", "--name", name}, tt.args...)
+			out, stderr, code := runWith(t, opts{dir: dir, env: []string{"HOME=" + home}}, args...)
+			if code != 125 || out != "" || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 125 and one line containing %q", code, out, stderr, tt.want)
+			}
+			assertGone(t, name)
+		})
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("refused runs created %q in HOME", names)
+	}
+}

@@ -42,6 +42,7 @@ const (
 //  2. process: args, env, cwd, terminal, user, then HOME for root
 //  3. hostname, oom_score_adj
 //  4. namespaces: the host's network for "host"; "none" keeps the new one;
+//     a CNI network joins NetNSPath;
 //     a private cgroup namespace when asked
 //  5. mounts: /sys/fs/cgroup read-only (unless NoCgroups), binds and tmpfs
 //     (replacing a default mount at the same destination), /etc/hosts and
@@ -86,6 +87,8 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 	}
 	if s.Network == "" || s.Network == "host" {
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace))
+	} else if s.NetNSPath != "" {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNSPath}))
 	}
 	if s.CgroupNamespace {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.CgroupNamespace}))
@@ -102,9 +105,11 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 	}
 	opts = append(opts, resources(s)...)
 	capDrop := s.CapDrop
-	if (s.Network == "" || s.Network == "host") && !s.Privileged && !addsCap(s.CapAdd, "CAP_NET_RAW") {
+	if s.Network != "none" && !s.Privileged && !addsCap(s.CapAdd, "CAP_NET_RAW") {
 		// On the host's network a raw socket sees (and forges) the
-		// host's traffic, loopback included: NET_RAW only when asked for.
+		// host's traffic, loopback included; on a bridge it forges other
+		// sandboxes' addresses (ping needs none: ping_group_range is
+		// set): NET_RAW only when asked for.
 		capDrop = append(slices.Clone(capDrop), "CAP_NET_RAW")
 	}
 	if len(s.CapAdd)+len(capDrop) > 0 {

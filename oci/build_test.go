@@ -181,7 +181,7 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{name: "no command", s: Sandbox{}, img: ocispec.ImageConfig{}, wantErr: "no command: the image has no entrypoint or cmd; give one after --"},
 		{name: "entrypoint cleared, no args", s: Sandbox{EntrypointSet: true}, img: ocispec.ImageConfig{Entrypoint: []string{"/e"}, Cmd: []string{"x"}}, wantErr: "no command"},
-		{name: "invalid sandbox", s: Sandbox{Network: "bridge"}, img: ocispec.ImageConfig{Cmd: []string{"sh"}}, wantErr: "use host or none"},
+		{name: "invalid sandbox", s: Sandbox{Network: "bridge"}, img: ocispec.ImageConfig{Cmd: []string{"sh"}}, wantErr: "needs the absolute path of its network namespace"},
 		{name: "relative image workdir", s: Sandbox{}, img: ocispec.ImageConfig{Cmd: []string{"sh"}, WorkingDir: "app"}, wantErr: "not absolute"},
 	}
 	for _, tt := range tests {

@@ -65,8 +65,13 @@ type Sandbox struct {
 	// shares the host's).
 	CgroupNamespace bool
 
-	// Network is "host" or "none" ("" is host).
+	// Network is "host" or "none" ("" is host), or a CNI network ("bridge",
+	// a network name) the runtime attached NetNSPath to.
 	Network string
+	// NetNSPath is the network namespace a CNI network's sandbox joins
+	// (created by the runtime before the task starts); required for a
+	// Network other than host and none.
+	NetNSPath string
 	// ReadOnly makes the root filesystem read-only.
 	ReadOnly bool
 	// CapAdd and CapDrop adjust the 14 default capabilities; names with or

@@ -66,7 +66,9 @@ func (s *Sandbox) Validate() error {
 		seen[dst] = true
 	}
 	for _, f := range []struct{ what, path string }{{"hosts file", s.HostsFile}, {"resolv.conf", s.ResolvConf}} {
-		if f.path == "" {
+		// On a CNI network the runtime writes both when it attaches the
+		// sandbox, after validation.
+		if f.path == "" || s.NetNSPath != "" {
 			continue
 		}
 		if err := checkSource(f.what, f.path); err != nil {
@@ -104,8 +106,13 @@ func (s *Sandbox) Validate() error {
 	}
 	switch s.Network {
 	case "", "host", "none":
+		if s.NetNSPath != "" {
+			return invalidf("network %q takes no network namespace path: use a CNI network (bridge or a name) to join one", s.Network)
+		}
 	default:
-		return invalidf("network %q is not supported yet: use host or none", s.Network)
+		if !filepath.IsAbs(s.NetNSPath) {
+			return invalidf("network %q needs the absolute path of its network namespace: the runtime sets it when it attaches the sandbox", s.Network)
+		}
 	}
 	for _, c := range append(append([]string(nil), s.CapAdd...), s.CapDrop...) {
 		if _, err := NormalizeCap(c); err != nil {

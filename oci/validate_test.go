@@ -113,7 +113,7 @@ func TestValidate(t *testing.T) {
 		{name: "pids below -1", s: Sandbox{PidsLimit: -2}, wantErr: "invalid pids-limit"},
 		{name: "shm negative", s: Sandbox{ShmSize: -1}, wantErr: "invalid shm-size"},
 		{name: "network host", s: Sandbox{Network: "host"}},
-		{name: "network bridge", s: Sandbox{Network: "bridge"}, wantErr: `network "bridge" is not supported yet: use host or none`},
+		{name: "network bridge", s: Sandbox{Network: "bridge"}, wantErr: `network "bridge" needs the absolute path of its network namespace`},
 		{name: "unknown cap", s: Sandbox{CapAdd: []string{"SYS_WIZARD"}}, wantErr: `unknown capability "SYS_WIZARD"`},
 		{name: "unknown cap drop", s: Sandbox{CapDrop: []string{""}}, wantErr: "unknown capability"},
 		{name: "seccomp unconfined", s: Sandbox{Seccomp: "unconfined"}},

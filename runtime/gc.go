@@ -47,7 +47,11 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	if staged > 0 {
 		fmt.Fprintf(out, "removed the staged bind mounts of %d killed run(s)\n", staged)
 	}
-	return errors.Join(err, lerr, serr, merr)
+	detached, nerr := gcNetworks(ctx, c, g)
+	for _, name := range detached {
+		fmt.Fprintf(out, "released the network of %s\n", name)
+	}
+	return errors.Join(err, lerr, serr, merr, nerr)
 }
 
 // reapShimsLocked is reapShims under the namespace lock, so a run that

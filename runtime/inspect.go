@@ -79,7 +79,7 @@ func (s Sandbox) state() string {
 // psRow is what a `ps --format` template sees: the fields of Docker's
 // `docker ps --format` that sbxrun has, as text.
 type psRow struct {
-	ID, Names, Image, Profile, State, Status, Pid, CreatedAt, RunningFor, Labels string
+	ID, Names, Image, Profile, State, Status, Pid, CreatedAt, RunningFor, Labels, Ports string
 
 	labels map[string]string
 	header bool
@@ -112,11 +112,11 @@ func newPsRow(s Sandbox) psRow {
 	}
 	return psRow{ID: s.ID, Names: s.Name, Image: s.Image, Profile: s.Profile, State: s.state(), Status: status,
 		Pid: fmt.Sprint(s.Pid), CreatedAt: s.Created.Format("2006-01-02 15:04:05 -0700 MST"), RunningFor: ago(s.Created),
-		Labels: strings.Join(labels, ","), labels: s.Labels}
+		Labels: strings.Join(labels, ","), Ports: s.Ports, labels: s.Labels}
 }
 
 var psHeader = psRow{ID: "ID", Names: "NAMES", Image: "IMAGE", Profile: "PROFILE", State: "STATE", Status: "STATUS",
-	Pid: "PID", CreatedAt: "CREATED AT", RunningFor: "CREATED", Labels: "LABELS", header: true}
+	Pid: "PID", CreatedAt: "CREATED AT", RunningFor: "CREATED", Labels: "LABELS", Ports: "PORTS", header: true}
 
 // psTemplate parses a --format Go template; "table TEMPLATE" prints a
 // header row and aligns the columns, as Docker does.

@@ -39,6 +39,8 @@ type Sandbox struct {
 	Remove  bool              `json:"remove"`
 	Owner   string            `json:"owner_pid,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
+	// Ports are the published ports, "127.0.0.1:8080->8000/tcp, ...".
+	Ports string `json:"ports,omitempty"`
 }
 
 // PsOptions selects what List shows.
@@ -86,7 +88,7 @@ func List(ctx context.Context, g *Global, all bool) ([]Sandbox, error) {
 // (or, for a kept sandbox whose task is gone, the exit status it recorded).
 func sandboxOf(ctx context.Context, ctr client.Container, labels map[string]string, id, image string, created time.Time) Sandbox {
 	s := Sandbox{Name: sandboxName(id, labels), ID: id, Image: image, Profile: labels[LabelProfile], Created: created,
-		Remove: labels[LabelRemove] == "true", Owner: labels[LabelOwnerPID], Status: "created", Labels: labels}
+		Remove: labels[LabelRemove] == "true", Owner: labels[LabelOwnerPID], Status: "created", Labels: labels, Ports: labels[LabelPorts]}
 	if v, ok := labels[LabelImage]; ok && v != "" {
 		s.Image = v
 	}
@@ -162,7 +164,13 @@ func Ps(ctx context.Context, g *Global, o PsOptions, w io.Writer) error {
 		return enc.Encode(list)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPROFILE\tIMAGE\tSTATUS\tPID\tCREATED")
+	// A PORTS column when a sandbox publishes any.
+	ports := slices.ContainsFunc(list, func(s Sandbox) bool { return s.Ports != "" })
+	header := "NAME\tPROFILE\tIMAGE\tSTATUS\tPID\tCREATED"
+	if ports {
+		header += "\tPORTS"
+	}
+	fmt.Fprintln(tw, header)
 	for _, s := range list {
 		status := s.Status
 		if s.Exit != nil {
@@ -172,7 +180,11 @@ func Ps(ctx context.Context, g *Global, o PsOptions, w io.Writer) error {
 		if prof == "" {
 			prof = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, prof, s.Image, status, s.Pid, ago(s.Created))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s", s.Name, prof, s.Image, status, s.Pid, ago(s.Created))
+		if ports {
+			fmt.Fprintf(tw, "\t%s", s.Ports)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -522,9 +534,10 @@ func namespaceOf(ctx context.Context) (string, bool) {
 }
 
 // forget removes sbxrun's own files about a removed sandbox: its log and
-// owner marker.
+// owner marker, and releases its network.
 func (g *Global) forget(name string) {
 	id := containerID(name)
 	_ = os.Remove(logPath(g.stateDir(), g.namespace(), id))
 	forgetMarkers(g.stateDir(), g.namespace(), id)
+	g.detachNetwork(id)
 }

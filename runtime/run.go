@@ -33,6 +33,7 @@ import (
 
 	"github.com/sbxrun/sbxrun/images"
 	"github.com/sbxrun/sbxrun/internal/hostinfo"
+	"github.com/sbxrun/sbxrun/network"
 	"github.com/sbxrun/sbxrun/oci"
 	"github.com/sbxrun/sbxrun/runtime/profiles"
 	"github.com/sbxrun/sbxrun/runtime/rootless"
@@ -90,9 +91,17 @@ type RunOptions struct {
 	// Stdin, Stdout and Stderr are the terminal streams; nil are os.Std*.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Publish are -p values, [IP:][HOSTPORT:]CONTAINERPORT[/PROTO]; they
+	// need a CNI network (--net bridge or a name).
+	Publish []string
+	// NetworkAliases are names the sandbox has on a named network, besides
+	// its name and hostname.
+	NetworkAliases []string
 
 	consoleSize *console.WinSize
 	notes       []string
+	// ports are Publish resolved (free host ports picked and checked).
+	ports []network.Port
 	// readOnlyHost keeps validation from writing the host's CDI spec
 	// files (`sbxrun spec`, unit generation): stale or missing specs are
 	// generated in memory only.
@@ -264,8 +273,12 @@ func withoutMounts(sb *oci.Sandbox, sources []string) *oci.Sandbox {
 }
 
 // hostFiles points /etc/hosts and /etc/resolv.conf at the host's for the host
-// network, and at a generated loopback-only hosts file for "none".
+// network, at a generated loopback-only hosts file for "none", and at the
+// files Attach writes for a CNI network (planNetwork).
 func (o *RunOptions) hostFiles(sb *oci.Sandbox) error {
+	if err := o.planNetwork(sb); err != nil {
+		return err
+	}
 	switch sb.Network {
 	case "", "host":
 		if _, err := os.Stat("/etc/hosts"); err == nil {
@@ -355,6 +368,7 @@ func (o *RunOptions) labels(p *prepared) map[string]string {
 	if p.sb.Memory > 0 {
 		l[LabelMemory] = strconv.FormatInt(p.sb.Memory, 10)
 	}
+	o.networkLabels(p.sb, l)
 	return l
 }
 
@@ -495,6 +509,15 @@ func Run(ctx context.Context, o *RunOptions) error {
 		_ = container.Delete(cctx, client.WithSnapshotCleanup)
 		mark.remove()
 	}
+	// The network namespace exists before the task does; it goes when the
+	// run ends, unless the sandbox outlives the run.
+	netw, err := o.attachNetwork(ctx, p.sb)
+	tr.mark("network")
+	if err != nil {
+		removeContainer()
+		return fail(err)
+	}
+	defer netw.release()
 
 	// I/O.
 	var (
@@ -598,6 +621,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if o.Detach {
 		// The shim holds the stdin FIFO of -di now: its name can go.
 		_ = task.IO().Close()
+		netw.keep()
 		fmt.Fprintln(o.Stdout, o.Name)
 		return nil
 	}
@@ -640,6 +664,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if o.Remove {
 		_ = container.Delete(runCtx, client.WithSnapshotCleanup)
 	} else {
+		netw.keep()
 		_, _ = container.SetLabels(runCtx, map[string]string{LabelExitCode: strconv.Itoa(int(code))})
 	}
 	tr.mark("cleanup")

@@ -44,7 +44,7 @@ func newApp() *cli.App {
 			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(), waitCommand(), inspectCommand(),
 			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
 			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(), trustCommand(),
-			misplacedHookCommand(),
+			networkCommand(), portCommand(), misplacedHookCommand(),
 		},
 	}
 }
@@ -105,7 +105,9 @@ var runFlags = []cli.Flag{
 	&cli.Float64Flag{Name: "cpus", Usage: "CPU quota (1.5)"},
 	&cli.Int64Flag{Name: "pids-limit", Usage: "maximum number of processes (-1 unlimited)"},
 	&cli.StringFlag{Name: "shm-size", Usage: "size of /dev/shm (2g)"},
-	&cli.StringFlag{Name: "net", Aliases: []string{"network"}, Usage: "network: host or none"},
+	&cli.StringFlag{Name: "net", Aliases: []string{"network"}, Usage: "network: host, none, bridge (the default network `sbxrun`) or a network's name"},
+	&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish [IP:][HOSTPORT:]PORT[/tcp|/udp] (ranges too) on 127.0.0.1 unless IP is given; needs --net bridge or NAME"},
+	&cli.StringSliceFlag{Name: "network-alias", Usage: "another name the sandbox has on its named network"},
 	&cli.StringFlag{Name: "pull", Usage: "pull policy: missing, always or never"},
 	&cli.StringFlag{Name: "entrypoint", Usage: "replace the image's entrypoint (\"\" clears it)"},
 	&cli.StringFlag{Name: "hostname", Usage: "sandbox hostname"},
@@ -145,6 +147,8 @@ func runOptions(c *cli.Context) (*runtime.RunOptions, error) {
 		SigProxy:          c.Bool("sig-proxy"),
 		AllowUnsafeMounts: c.Bool("allow-unsafe-mounts"),
 		CDISpecDirs:       c.StringSlice("cdi-spec-dir"),
+		Publish:           c.StringSlice("publish"),
+		NetworkAliases:    c.StringSlice("network-alias"),
 	}
 	if c.IsSet("oom-score-adj") {
 		v := c.Int("oom-score-adj")

@@ -12,7 +12,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,8 +25,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/sbxrun/sbxrun/internal/ocilayout"
 )
 
 // defaultPath is the PATH of the image config when -env does not set one.
@@ -164,76 +164,22 @@ func build(o options) ([]byte, error) {
 		},
 		History: []ocispec.History{{Created: &epoch, CreatedBy: "sbxrun hack/mkimage"}},
 	}
-	cfgJSON, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
 	layer := gz.Bytes()
-	manifest := ocispec.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config: ocispec.Descriptor{
-			MediaType: ocispec.MediaTypeImageConfig,
-			Digest:    digest.FromBytes(cfgJSON),
-			Size:      int64(len(cfgJSON)),
-		},
-		Layers: []ocispec.Descriptor{{
-			MediaType: ocispec.MediaTypeImageLayerGzip,
-			Digest:    digest.FromBytes(layer),
-			Size:      int64(len(layer)),
-		}},
-	}
-	manJSON, err := json.Marshal(manifest)
-	if err != nil {
-		return nil, err
-	}
-	index := ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{{
-			MediaType: ocispec.MediaTypeImageManifest,
-			Digest:    digest.FromBytes(manJSON),
-			Size:      int64(len(manJSON)),
-			Platform:  &ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
-			Annotations: map[string]string{
-				ocispec.AnnotationRefName:  refTag(o.ref),
-				"io.containerd.image.name": o.ref,
-			},
-		}},
-	}
-	indexJSON, err := json.Marshal(index)
-	if err != nil {
-		return nil, err
-	}
-	layoutJSON, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	if err != nil {
-		return nil, err
-	}
-
 	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(dirHeader(d, 0o755, 0)); err != nil {
-			return nil, err
-		}
-	}
-	blobs := [][]byte{cfgJSON, layer, manJSON}
-	sort.Slice(blobs, func(i, j int) bool {
-		return digest.FromBytes(blobs[i]) < digest.FromBytes(blobs[j])
+	err = ocilayout.Write(&out, ocilayout.Image{
+		Ref:    o.ref,
+		Config: cfg,
+		Layers: []ocilayout.Layer{{
+			Descriptor: ocispec.Descriptor{
+				MediaType: ocispec.MediaTypeImageLayerGzip,
+				Digest:    digest.FromBytes(layer),
+				Size:      int64(len(layer)),
+			},
+			Content: bytes.NewReader(layer),
+		}},
+		ModTime: epoch,
 	})
-	for _, b := range blobs {
-		name := "blobs/sha256/" + fmt.Sprintf("%x", sha256.Sum256(b))
-		if err := writeFile(tw, name, 0o644, b); err != nil {
-			return nil, err
-		}
-	}
-	if err := writeFile(tw, ocispec.ImageIndexFile, 0o644, indexJSON); err != nil {
-		return nil, err
-	}
-	if err := writeFile(tw, ocispec.ImageLayoutFile, 0o644, layoutJSON); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -383,17 +329,4 @@ func toMap(kvs []string) map[string]string {
 		m[k] = v
 	}
 	return m
-}
-
-// refTag returns the tag of ref ("latest" when it has none), the value OCI
-// layouts put in org.opencontainers.image.ref.name.
-func refTag(ref string) string {
-	name := ref
-	if i := strings.Index(name, "@"); i >= 0 {
-		name = name[:i]
-	}
-	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-		return name[i+1:]
-	}
-	return "latest"
 }

@@ -157,20 +157,6 @@ func TestBuild(t *testing.T) {
 	}
 }
 
-func TestRefTag(t *testing.T) {
-	tests := []struct{ ref, want string }{
-		{"ghcr.io/sbxrun/base:latest", "latest"},
-		{"localhost:5000/x/y:1.2", "1.2"},
-		{"localhost:5000/x/y", "latest"},
-		{"docker.io/library/alpine:3@sha256:abc", "3"},
-	}
-	for _, tt := range tests {
-		if got := refTag(tt.ref); got != tt.want {
-			t.Errorf("refTag(%q) = %q, want %q", tt.ref, got, tt.want)
-		}
-	}
-}
-
 func TestRunErrors(t *testing.T) {
 	tests := []struct {
 		name string

@@ -14,7 +14,6 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,9 +29,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/sbxrun/sbxrun/internal/ocilayout"
 	"github.com/sbxrun/sbxrun/sandboxes"
 )
 
@@ -198,106 +197,22 @@ func pack(ctx context.Context, o options) error {
 	img.Created = &created
 	img.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{sum(diffHash)}}
 	img.History = []ocispec.History{{Created: &created, CreatedBy: history}}
-	cfgJSON, err := json.Marshal(img)
-	if err != nil {
-		return err
-	}
-	layerDesc := ocispec.Descriptor{MediaType: mediaType, Digest: sum(blobHash), Size: layerSize}
-	manifest := ocispec.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config: ocispec.Descriptor{
-			MediaType: ocispec.MediaTypeImageConfig,
-			Digest:    digest.FromBytes(cfgJSON),
-			Size:      int64(len(cfgJSON)),
-		},
-		Layers: []ocispec.Descriptor{layerDesc},
-	}
-	manJSON, err := json.Marshal(manifest)
-	if err != nil {
-		return err
-	}
-	index := ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{{
-			MediaType: ocispec.MediaTypeImageManifest,
-			Digest:    digest.FromBytes(manJSON),
-			Size:      int64(len(manJSON)),
-			Platform:  &ocispec.Platform{OS: img.OS, Architecture: img.Architecture},
-			Annotations: map[string]string{
-				ocispec.AnnotationRefName:  refTag(o.ref),
-				"io.containerd.image.name": o.ref,
-			},
-		}},
-	}
-	indexJSON, err := json.Marshal(index)
-	if err != nil {
-		return err
-	}
-	layoutJSON, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	if err != nil {
-		return err
-	}
-
-	tmp := o.out + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("creating %q: %w", tmp, err)
-	}
-	defer os.Remove(tmp)
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: created}); err != nil {
-			return err
-		}
-	}
 	if _, err := layerFile.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if err := writeBlob(tw, layerDesc.Digest, layerSize, layerFile, created); err != nil {
-		return err
-	}
-	for _, b := range [][]byte{cfgJSON, manJSON} {
-		if err := writeBlob(tw, digest.FromBytes(b), int64(len(b)), strings.NewReader(string(b)), created); err != nil {
-			return err
-		}
-	}
-	for name, b := range map[string][]byte{ocispec.ImageIndexFile: indexJSON, ocispec.ImageLayoutFile: layoutJSON} {
-		if err := writeEntry(tw, name, int64(len(b)), strings.NewReader(string(b)), created); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("writing %q: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %q: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, o.out); err != nil {
-		return fmt.Errorf("renaming %q: %w", tmp, err)
-	}
-	return nil
+	return ocilayout.WriteFile(o.out, ocilayout.Image{
+		Ref:    o.ref,
+		Config: *img,
+		Layers: []ocilayout.Layer{{
+			Descriptor: ocispec.Descriptor{MediaType: mediaType, Digest: sum(blobHash), Size: layerSize},
+			Content:    layerFile,
+		}},
+		ModTime: created,
+	})
 }
 
 func sum(h hash.Hash) digest.Digest {
 	return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
-}
-
-func writeBlob(tw *tar.Writer, d digest.Digest, size int64, r io.Reader, mtime time.Time) error {
-	return writeEntry(tw, "blobs/sha256/"+d.Encoded(), size, r, mtime)
-}
-
-func writeEntry(tw *tar.Writer, name string, size int64, r io.Reader, mtime time.Time) error {
-	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: mtime}
-	if err := tw.WriteHeader(h); err != nil {
-		return fmt.Errorf("writing %q: %w", name, err)
-	}
-	if _, err := io.Copy(tw, r); err != nil {
-		return fmt.Errorf("writing %q: %w", name, err)
-	}
-	return nil
 }
 
 // copyRootfs copies the entries of the rootfs tarball at p into a layer
@@ -352,17 +267,4 @@ func layerName(name string) (string, bool) {
 		return "", false
 	}
 	return clean, true
-}
-
-// refTag returns the tag of ref ("latest" when it has none), the value OCI
-// layouts put in org.opencontainers.image.ref.name.
-func refTag(ref string) string {
-	name := ref
-	if i := strings.Index(name, "@"); i >= 0 {
-		name = name[:i]
-	}
-	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-		return name[i+1:]
-	}
-	return "latest"
 }

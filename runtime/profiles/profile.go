@@ -65,7 +65,8 @@ type Profile struct {
 	PidsLimit *int64 `yaml:"pids_limit,omitempty"`
 	// ShmSize is the size of /dev/shm in Docker units.
 	ShmSize *string `yaml:"shm_size,omitempty"`
-	// Network is host or none.
+	// Network is host, none, bridge (the default CNI network) or the
+	// name of a network (`sbxrun network create`).
 	Network *string `yaml:"network,omitempty"`
 	// ReadOnly makes the root filesystem read-only.
 	ReadOnly *bool `yaml:"read_only,omitempty"`

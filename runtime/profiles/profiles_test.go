@@ -236,7 +236,7 @@ func TestLoadProfilesErrors(t *testing.T) {
 		{"tmpfs with source", "profiles:\n  x:\n    mounts:\n      - {type: tmpfs, source: /a, target: /b}\n", 4, `tmpfs mount "/b" takes no source`},
 		{"mount not a mapping", "profiles:\n  x:\n    mounts:\n      - [a, b]\n", 4, `a mount must be SRC:DST[:ro]`},
 		{"bad pull", "profiles:\n  x:\n    pull: sometimes\n", 3, `unknown pull policy "sometimes"`},
-		{"bad network", "profiles:\n  x:\n    network: bridge\n", 3, `unknown network "bridge": use host or none`},
+		{"bad network", "profiles:\n  x:\n    network: \"bad name!\"\n", 3, `unknown network "bad name!": use host, none, bridge or a network name`},
 		{"bad stop signal", "profiles:\n  x:\n    stop_signal: SIGNOPE\n", 3, `unknown signal "SIGNOPE"`},
 		{"selinux label", "profiles:\n  x:\n    security_opt: [\"label=disable\"]\n", 3, `"label=disable" is not supported`},
 		{"unknown security opt", "profiles:\n  x:\n    security_opt: [systempaths=unconfined]\n", 3, `unknown security-opt "systempaths=unconfined"`},

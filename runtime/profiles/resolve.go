@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sbxrun/sbxrun/network"
 	"github.com/sbxrun/sbxrun/oci"
 )
 
@@ -306,9 +307,11 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 	}
 	if p.Network != nil {
 		switch *p.Network {
-		case "host", "none":
+		case "host", "none", "bridge":
 		default:
-			return fail("network", fmt.Errorf("unknown network %q: use host or none", *p.Network))
+			if err := network.CheckName(*p.Network); err != nil {
+				return fail("network", fmt.Errorf("unknown network %q: use host, none, bridge or a network name (`sbxrun network ls`)", *p.Network))
+			}
 		}
 	}
 	for _, o := range p.SecurityOpt {

@@ -344,7 +344,7 @@ func TestResolveFlagsAndImages(t *testing.T) {
 			want  string
 		}{
 			{Profile{Memory: pointerTo("8x")}, `--memory: invalid size "8x"`},
-			{Profile{Network: pointerTo("bridge")}, `--net: unknown network "bridge"`},
+			{Profile{Network: pointerTo("-bridge")}, `--net: unknown network "-bridge"`},
 			{Profile{Pull: pointerTo("sometimes")}, `--pull: unknown pull policy`},
 			{Profile{Mounts: []MountSpec{{Source: "/a", Target: "rel"}}}, `-v/--mount rel: mount target "rel" is not an absolute path`},
 			{Profile{SecurityOpt: []string{"label=x"}}, `--security-opt: security-opt "label=x" is not supported`},

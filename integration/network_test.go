@@ -1,0 +1,404 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// netLeakRuns is how many --rm runs the leak check makes
+// (SBXRUN_NET_LEAK_RUNS raises it, e.g. to the 200 of issue 12).
+func netLeakRuns() int {
+	if n, err := strconv.Atoi(os.Getenv("SBXRUN_NET_LEAK_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return 20
+}
+
+// httpdScript serves "hello-WHO" on port 8000 with busybox httpd.
+func httpdScript(who string) string {
+	return "mkdir -p /tmp/www && echo hello-" + who + " > /tmp/www/index.html && exec httpd -f -p 8000 -h /tmp/www"
+}
+
+// hostsLookup defines two shell functions for the test image: lookup NAME
+// prints NAME's address from /etc/hosts, get ADDR prints the body of
+// http://ADDR:8000/ (nc, 3 s at most) and fails when nothing answered.
+const hostsLookup = `lookup() { awk -v n="$1" '{for (i = 2; i <= NF; i++) if ($i == n) {print $1; exit}}' /etc/hosts; }
+get() { b=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$1" 8000 | sed '1,/^\r*$/d'); [ -n "$b" ] && echo "$b"; }
+`
+
+// freeHostPort is a TCP port free on 127.0.0.1 now.
+func freeHostPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// httpBody GETs url until it answers 200 or d passes.
+func httpBody(url string, d time.Duration) (string, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode == 200 {
+				return string(b), nil
+			}
+			err = fmt.Errorf("status %d, %v", resp.StatusCode, rerr)
+		}
+		if time.Now().After(deadline) {
+			return "", err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// serveOnce listens on addr and writes msg to every connection.
+func serveOnce(t *testing.T, addr, msg string) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte(msg + "\n"))
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// netState is what the host holds of sbxrun's networks: firewall rules,
+// interfaces, network namespaces and their mounts, address allocations,
+// records, CNI's result cache.
+type netState struct {
+	rules, links, files, mounts []string
+}
+
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+func snapshotNet(t *testing.T) netState {
+	t.Helper()
+	var s netState
+	out, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		t.Fatalf("iptables-save: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			s.rules = append(s.rules, counters.ReplaceAllString(l, ""))
+		}
+	}
+	sort.Strings(s.rules)
+	out, err = exec.Command("ip", "-o", "link").Output()
+	if err != nil {
+		t.Fatalf("ip -o link: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			s.links = append(s.links, strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	sort.Strings(s.links)
+	state := os.Getenv("SBXRUN_STATE_DIR")
+	for _, dir := range []string{filepath.Join(state, "cni"), filepath.Join(state, "netns"), "/var/lib/cni/results", "/run/netns"} {
+		_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() && !strings.HasSuffix(p, "last_reserved_ip.0") {
+				s.files = append(s.files, p)
+			}
+			return nil
+		})
+	}
+	sort.Strings(s.files)
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "nsfs") && strings.Contains(sc.Text(), state) {
+			s.mounts = append(s.mounts, sc.Text())
+		}
+	}
+	return s
+}
+
+func diffLists(a, b []string) (gone, added []string) {
+	in := func(l []string, x string) bool {
+		for _, y := range l {
+			if y == x {
+				return true
+			}
+		}
+		return false
+	}
+	for _, x := range a {
+		if !in(b, x) {
+			gone = append(gone, x)
+		}
+	}
+	for _, x := range b {
+		if !in(a, x) {
+			added = append(added, x)
+		}
+	}
+	return gone, added
+}
+
+// assertNetSame fails t when the host's network state differs from before.
+func assertNetSame(t *testing.T, what string, before netState) {
+	t.Helper()
+	after := snapshotNet(t)
+	for _, c := range []struct {
+		kind string
+		a, b []string
+	}{{"firewall rules", before.rules, after.rules}, {"interfaces", before.links, after.links},
+		{"files", before.files, after.files}, {"netns mounts", before.mounts, after.mounts}} {
+		if gone, added := diffLists(c.a, c.b); len(gone)+len(added) > 0 {
+			t.Errorf("%s: %s changed: gone %q, added %q", what, c.kind, gone, added)
+		}
+	}
+}
+
+// TestBridgeNetworks covers --net bridge and named networks against real CNI
+// plugins and iptables: published ports, a taken port, the host's
+// loopback, names within a network and isolation between networks,
+// --internal, and that nothing is left behind (--rm runs, a killed sbxrun
+// and gc, network rm). Subtests run in order: they share the default
+// network, which the test removes at the end.
+func TestBridgeNetworks(t *testing.T) {
+	useNamespace(t, false)
+	t.Cleanup(func() {
+		if stdout, stderr, code := run(t, "network", "rm", "sbxrun"); code != 0 && !strings.Contains(stderr, "no network named") {
+			t.Errorf("network rm sbxrun: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+	})
+
+	t.Run("publish", func(t *testing.T) {
+		ports := []int{freeHostPort(t), freeHostPort(t)}
+		names := []string{nameFor(t, "a"), nameFor(t, "b")}
+		for i, name := range names {
+			stdout, stderr, code := run(t, "run", "--pull", "never", "-d", "--name", name, "--net", "bridge",
+				"-p", fmt.Sprintf("%d:8000", ports[i]), "base", "--", "sh", "-c", httpdScript(name))
+			expect(t, "run -d -p", code, 0, stdout, stderr)
+			defer run(t, "rm", "-f", name)
+		}
+		for i, name := range names {
+			body, err := httpBody(fmt.Sprintf("http://127.0.0.1:%d/", ports[i]), 15*time.Second)
+			if err != nil || body != "hello-"+name+"\n" {
+				t.Errorf("GET 127.0.0.1:%d = %q, %v; want hello-%s", ports[i], body, err, name)
+			}
+			stdout, stderr, code := run(t, "port", name)
+			expect(t, "port", code, 0, stdout, stderr)
+			if want := fmt.Sprintf("8000/tcp -> 127.0.0.1:%d\n", ports[i]); stdout != want {
+				t.Errorf("sbxrun port %s = %q, want %q", name, stdout, want)
+			}
+			stdout, _, _ = run(t, "ps")
+			if !strings.Contains(stdout, fmt.Sprintf("127.0.0.1:%d->8000/tcp", ports[i])) {
+				t.Errorf("sbxrun ps does not show port %d:\n%s", ports[i], stdout)
+			}
+		}
+
+		// A third sandbox asks for a host port the first publishes.
+		name := nameFor(t, "c")
+		stdout, stderr, code := sandbox(t, name, "--net", "bridge", "-p", fmt.Sprintf("%d:8000", ports[0]), "base", "--", "true")
+		expect(t, "run -p TAKEN", code, 125, stdout, stderr)
+		want := fmt.Sprintf("sbxrun: host port 127.0.0.1:%d/tcp is already in use by sandbox %s/%s: choose another host port with -p\n", ports[0], nsFor(t), names[0])
+		if stderr != want {
+			t.Errorf("stderr = %q, want %q", stderr, want)
+		}
+		// A port a host process holds.
+		held := serveOnce(t, "127.0.0.1:0", "held")
+		stdout, stderr, code = sandbox(t, name, "--net", "bridge", "-p", fmt.Sprintf("%d:8000", held), "base", "--", "true")
+		expect(t, "run -p HELD", code, 125, stdout, stderr)
+		if !strings.Contains(stderr, fmt.Sprintf("host port 127.0.0.1:%d/tcp is already in use by", held)) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("stderr = %q, want one line naming port %d and its holder", stderr, held)
+		}
+		// -p on the host network is refused.
+		stdout, stderr, code = sandbox(t, name, "--net", "host", "-p", "8000", "base", "--", "true")
+		expect(t, "run --net host -p", code, 125, stdout, stderr)
+		if !strings.Contains(stderr, "add --net bridge") {
+			t.Errorf("stderr = %q, want the fix --net bridge", stderr)
+		}
+	})
+
+	t.Run("host loopback unreachable", func(t *testing.T) {
+		secret := serveOnce(t, "127.0.0.1:0", "secret")
+		control := serveOnce(t, "0.0.0.0:0", "control")
+		script := fmt.Sprintf(`gw=$(ip route | awk '/^default/ {print $3}'); echo gw=$gw
+nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev/null; echo done`, control, secret, secret)
+		stdout, stderr, code := sandbox(t, nameFor(t), "--net", "bridge", "base", "--", "sh", "-c", script)
+		expect(t, "run", code, 0, stdout, stderr)
+		if !strings.Contains(stdout, "control") || !strings.Contains(stdout, "done") {
+			t.Errorf("the sandbox did not reach a host service on 0.0.0.0 through its gateway (the check would prove nothing):\n%s\n%s", stdout, stderr)
+		}
+		if strings.Contains(stdout, "secret") {
+			t.Errorf("the sandbox reached a service bound to the host's 127.0.0.1:\n%s", stdout)
+		}
+	})
+
+	t.Run("names", func(t *testing.T) {
+		netA, netB, netI := nameFor(t, "a"), nameFor(t, "b"), nameFor(t, "i")
+		for _, args := range [][]string{{netA}, {netB}, {"--internal", netI}} {
+			stdout, stderr, code := run(t, append([]string{"network", "create"}, args...)...)
+			expect(t, "network create", code, 0, stdout, stderr)
+		}
+		defer run(t, "network", "rm", netA, netB, netI)
+		srv := nameFor(t, "srv")
+		stdout, stderr, code := run(t, "run", "--pull", "never", "-d", "--name", srv, "--net", netA, "--network-alias", "web",
+			"base", "--", "sh", "-c", httpdScript("srv"))
+		expect(t, "run -d --net A", code, 0, stdout, stderr)
+		defer run(t, "rm", "-f", srv)
+		stdout, stderr, code = run(t, "exec", srv, "ip", "-4", "-o", "addr", "show", "eth0")
+		expect(t, "exec ip addr", code, 0, stdout, stderr)
+		m := regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+)/`).FindStringSubmatch(stdout)
+		if m == nil {
+			t.Fatalf("no address on the server's eth0: %q", stdout)
+		}
+		ip := m[1]
+
+		// Same network: by name and by alias. Names come from the
+		// sandbox's /etc/hosts, which every libc reads; the static busybox
+		// of the test image cannot load glibc's NSS modules, so the script
+		// looks names up in /etc/hosts itself.
+		stdout, stderr, code = sandbox(t, nameFor(t, "client"), "--net", netA, "base", "--", "sh", "-c",
+			fmt.Sprintf(hostsLookup+"for h in %s web %s; do a=$(lookup $h); [ -n \"$a\" ] || a=$h; get $a || echo FAIL $h; done", srv, ip))
+		expect(t, "same network", code, 0, stdout, stderr)
+		if stdout != "hello-srv\nhello-srv\nhello-srv\n" {
+			t.Errorf("a sandbox on the same network got %q, want hello-srv by name, alias and address\nstderr: %s", stdout, stderr)
+		}
+		// Another network: neither the name nor the address.
+		stdout, stderr, code = sandbox(t, nameFor(t, "other"), "--net", netB, "base", "--", "sh", "-c",
+			fmt.Sprintf(hostsLookup+"[ -n \"$(lookup %s)\" ] && echo NAMED; get %s || echo NOROUTE", srv, ip))
+		expect(t, "other network", code, 0, stdout, stderr)
+		if strings.Contains(stdout, "hello") || strings.Contains(stdout, "NAMED") || !strings.Contains(stdout, "NOROUTE") {
+			t.Errorf("a sandbox on another network got %q, want neither the name nor the address to answer", stdout)
+		}
+		// --internal: no default route, the host's addresses unreachable.
+		control := serveOnce(t, "0.0.0.0:0", "control")
+		stdout, stderr, code = sandbox(t, nameFor(t, "internal"), "--net", netI, "base", "--", "sh", "-c",
+			fmt.Sprintf("ip route; nc -w 2 192.0.2.2 %d </dev/null; nc -w 2 %s 8000 </dev/null; echo done", control, ip))
+		expect(t, "internal network", code, 0, stdout, stderr)
+		if strings.Contains(stdout, "default") || strings.Contains(stdout, "control") || !strings.Contains(stdout, "done") {
+			t.Errorf("a sandbox on an internal network: %q, want no default route and nothing reached", stdout)
+		}
+		// A sandbox that joins later is found by those already running,
+		// and forgotten when it goes.
+		late := nameFor(t, "late")
+		stdout, stderr, code = run(t, "run", "--pull", "never", "-d", "--name", late, "--net", netA, "base", "--", "sh", "-c", loopScript)
+		expect(t, "run -d late", code, 0, stdout, stderr)
+		stdout, _, _ = run(t, "exec", srv, "cat", "/etc/hosts")
+		if !strings.Contains(stdout, " "+late) && !strings.Contains(stdout, "\t"+late) {
+			t.Errorf("the server's /etc/hosts does not list %s, which joined later:\n%s", late, stdout)
+		}
+		run(t, "rm", "-f", late)
+		stdout, _, _ = run(t, "exec", srv, "cat", "/etc/hosts")
+		if strings.Contains(stdout, late) {
+			t.Errorf("the server's /etc/hosts still lists %s after it was removed:\n%s", late, stdout)
+		}
+		// A network in use cannot be removed.
+		stdout, stderr, code = run(t, "network", "rm", netA)
+		expect(t, "network rm in use", code, 125, stdout, stderr)
+		if !strings.Contains(stderr, fmt.Sprintf("network %q is in use by %s/%s", netA, nsFor(t), srv)) {
+			t.Errorf("stderr = %q, want the sandbox that uses the network", stderr)
+		}
+		stdout, _, _ = run(t, "network", "ls")
+		for _, n := range []string{netA, netB, netI} {
+			if !strings.Contains(stdout, n) {
+				t.Errorf("network ls does not list %s:\n%s", n, stdout)
+			}
+		}
+	})
+
+	t.Run("no leaks", func(t *testing.T) {
+		// Warm up: the default network, its bridge and the shared chains
+		// exist from here on.
+		stdout, stderr, code := sandbox(t, nameFor(t, "warm"), "--net", "bridge", "-p", "8000", "base", "--", "true")
+		expect(t, "warm-up run", code, 0, stdout, stderr)
+		before := snapshotNet(t)
+		n := netLeakRuns()
+		start := time.Now()
+		for i := range n {
+			stdout, stderr, code := runWith(t, opts{}, "run", "--pull", "never", "--name", nameFor(t, strconv.Itoa(i)), "--net", "bridge", "-p", "8000", "-p", "9000/udp", "base", "--", "true")
+			if code != 0 {
+				t.Fatalf("run %d: exit %d\nstdout: %s\nstderr: %s", i, code, stdout, stderr)
+			}
+		}
+		t.Logf("%d --rm runs on the bridge with two published ports: %s each", n, time.Since(start)/time.Duration(n))
+		assertNetSame(t, fmt.Sprintf("after %d --rm runs", n), before)
+
+		// A named network and a sandbox on it, then rm and network rm.
+		netN := nameFor(t, "net")
+		stdout, stderr, code = run(t, "network", "create", netN)
+		expect(t, "network create", code, 0, stdout, stderr)
+		stdout, stderr, code = sandbox(t, nameFor(t, "on-net"), "--net", netN, "-p", "8000", "base", "--", "true")
+		expect(t, "run on a named network", code, 0, stdout, stderr)
+		stdout, stderr, code = run(t, "network", "rm", netN)
+		expect(t, "network rm", code, 0, stdout, stderr)
+		assertNetSame(t, "after network create, a run and network rm", before)
+	})
+
+	t.Run("gc after kill", func(t *testing.T) {
+		before := snapshotNet(t)
+		name := nameFor(t)
+		p := start(t, opts{}, "run", "--pull", "never", "--name", name, "--net", "bridge", "-p", "8000", "base", "--", "sh", "-c", loopScript)
+		waitOutput(t, p, p.stdout, "ready", 30*time.Second)
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		p.wait(t, 10*time.Second)
+		stdout, stderr, code := run(t, "gc")
+		expect(t, "gc", code, 0, stdout, stderr)
+		if !strings.Contains(stdout, "released the network of "+name) {
+			t.Errorf("gc printed %q, want it to release the network of %s", stdout, name)
+		}
+		assertNetSame(t, "after a killed run and gc", before)
+	})
+
+	t.Run("spec", func(t *testing.T) {
+		stdout, stderr, code := run(t, "spec", "--pull", "never", "--name", nameFor(t), "--net", "bridge", "base")
+		expect(t, "spec", code, 0, stdout, stderr)
+		var spec struct {
+			Linux struct {
+				Namespaces []struct{ Type, Path string }
+			}
+		}
+		if err := json.Unmarshal([]byte(stdout), &spec); err != nil {
+			t.Fatalf("spec: %v", err)
+		}
+		want := filepath.Join(os.Getenv("SBXRUN_STATE_DIR"), "netns", nsFor(t)+"-"+nameFor(t))
+		found := false
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type == "network" {
+				found = ns.Path == want
+			}
+		}
+		if !found {
+			t.Errorf("spec's network namespace is not %q: %+v", want, spec.Linux.Namespaces)
+		}
+	})
+}

@@ -1,0 +1,29 @@
+// Package network gives sandboxes their own network: CNI networks (a bridge
+// per network, host-local addresses, published ports, a firewall), the
+// sandbox's network namespace, the names sandboxes of one network know each
+// other by, and the collection of network state whose sandbox is gone.
+//
+// Only the runtime calls it; it knows nothing of containerd or the CLI. One
+// sandbox's network, as data:
+//
+//	runtime.validate   ParsePublish(-p) -> ResolvePorts (free, not published
+//	                   by another sandbox, bindable) -> Ports in the spec labels
+//	                   NetNSPath, HostsPath, ResolvPath -> oci.Sandbox
+//	runtime.Run        container created ->
+//	Attach             lock -> network config (the default one is created
+//	                   on first use) -> record (owner of what follows) ->
+//	                   named netns (unshare + bind mount, lo up, sysctls) ->
+//	                   CNI ADD (bridge + host-local, portmap, firewall) ->
+//	                   /etc/hosts and /etc/resolv.conf of the sandbox ->
+//	                   hosts files of the network's other members refreshed
+//	                   task created in that netns ... task ends
+//	Detach             CNI DEL with the config ADD used -> netns unmounted ->
+//	                   record and files removed -> members refreshed
+//
+// State (Paths): network configs are CNI conflists, ConfDir/NAME.conflist,
+// that users may edit or add; everything sbxrun creates per sandbox lives
+// under StateDir (attachment records, hosts files, host-local allocations)
+// and NetNSDir (the namespaces). A record is written before anything it
+// describes exists and removed after all of it is gone, so GC, given which
+// sandboxes still exist, can always undo a run that was killed half-way.
+package network
