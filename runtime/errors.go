@@ -33,7 +33,10 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// withCode wraps err so that sbxrun exits with code.
+// withCode wraps err so that sbxrun exits with code. Only the workload's own
+// status and 128+N (a signal) are codes the core decides; failures are
+// returned as errors with a kind (ErrCannotExecute, ErrCommandNotFound,
+// errdefs kinds, or none: sbxrun failed, 125), which ExitCode maps once.
 func withCode(code int, err error) error {
 	if err == nil {
 		return nil
@@ -41,15 +44,44 @@ func withCode(code int, err error) error {
 	return &ExitError{Code: code, Err: err}
 }
 
-// ExitCode maps an error returned by this package to sbxrun's exit status:
-// nil is 0, an *ExitError its code, anything else 125.
-func ExitCode(err error) int {
+// Kinds of failure beyond "sbxrun failed" (125): 126 and 127, as Docker's.
+var (
+	// ErrCannotExecute: the command was found but could not be executed.
+	ErrCannotExecute = errors.New("cannot execute")
+	// ErrCommandNotFound: the command (or its interpreter) was not found.
+	ErrCommandNotFound = errors.New("command not found")
+)
+
+// kindError gives an error a kind without changing its text.
+type kindError struct{ err, kind error }
+
+func (e kindError) Error() string { return e.err.Error() }
+
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
+// withKind marks err as being of kind.
+func withKind(kind, err error) error {
 	if err == nil {
-		return 0
+		return nil
 	}
+	return kindError{err, kind}
+}
+
+// ExitCode is the exit status for err, the one place statuses are decided:
+// nil is 0, an *ExitError its code (the workload's status, 128+N),
+// ErrCannotExecute 126, ErrCommandNotFound 127, anything else 125 (sbxrun
+// failed).
+func ExitCode(err error) int {
 	var ee *ExitError
-	if errors.As(err, &ee) {
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
 		return ee.Code
+	case errors.Is(err, ErrCannotExecute):
+		return ExitCannotExec
+	case errors.Is(err, ErrCommandNotFound):
+		return ExitNotFound
 	}
 	return ExitFailed
 }

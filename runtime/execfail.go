@@ -193,13 +193,13 @@ func cannotExec(name string, errno syscall.Errno) error {
 	platform := goruntime.GOOS + "/" + goruntime.GOARCH
 	switch errno {
 	case syscall.ENOEXEC:
-		return withCode(ExitCannotExec, fmt.Errorf("cannot execute %q in the sandbox: exec format error: it is neither a program for %s nor a script: add a #! line (e.g. #!/bin/sh) to a script, or use a build for %s", name, platform, platform))
+		return withKind(ErrCannotExecute, fmt.Errorf("cannot execute %q in the sandbox: exec format error: it is neither a program for %s nor a script: add a #! line (e.g. #!/bin/sh) to a script, or use a build for %s", name, platform, platform))
 	case syscall.ENOENT:
-		return withCode(ExitNotFound, fmt.Errorf("cannot execute %q in the sandbox: its interpreter was not found (the program on its #! line, or the dynamic loader of a binary built for another system): fix the #! line, or install the interpreter in the image", name))
+		return withKind(ErrCommandNotFound, fmt.Errorf("cannot execute %q in the sandbox: its interpreter was not found (the program on its #! line, or the dynamic loader of a binary built for another system): fix the #! line, or install the interpreter in the image", name))
 	case syscall.EACCES:
-		return withCode(ExitCannotExec, fmt.Errorf("cannot execute %q in the sandbox: permission denied: run a regular file with execute permission (chmod +x), not a directory, and not from a noexec mount; a script's #! interpreter needs execute permission too", name))
+		return withKind(ErrCannotExecute, fmt.Errorf("cannot execute %q in the sandbox: permission denied: run a regular file with execute permission (chmod +x), not a directory, and not from a noexec mount; a script's #! interpreter needs execute permission too", name))
 	}
-	return withCode(ExitCannotExec, fmt.Errorf("cannot execute %q in the sandbox: %s", name, errno.Error()))
+	return withKind(ErrCannotExecute, fmt.Errorf("cannot execute %q in the sandbox: %s", name, errno.Error()))
 }
 
 // cannotExecDetail is cannotExec for runc's report of a failure before the
@@ -212,7 +212,7 @@ func cannotExecDetail(detail string) error {
 			}
 		}
 	}
-	return withCode(ExitCannotExec, fmt.Errorf("cannot execute the command in the sandbox: %s", detail))
+	return withKind(ErrCannotExecute, fmt.Errorf("cannot execute the command in the sandbox: %s", detail))
 }
 
 // specArg0 is the command a container's process runs, "" when its spec

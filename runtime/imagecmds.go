@@ -35,7 +35,7 @@ func imageError(err error) error {
 	if errors.Is(err, images.ErrInterrupted) {
 		return withCode(exitInterrupted, err)
 	}
-	return withCode(ExitFailed, err)
+	return err
 }
 
 // LoadImages imports an image archive from path ("" or "-" reads stdin):
@@ -45,16 +45,16 @@ func LoadImages(ctx context.Context, g *Global, path string, stdin io.Reader, ou
 	if path != "" && path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return withCode(ExitFailed, fmt.Errorf("opening image archive: %w", err))
+			return fmt.Errorf("opening image archive: %w", err)
 		}
 		defer f.Close()
 		r = f
 	} else if f, ok := stdin.(*os.File); ok && isConsole(f) {
-		return withCode(ExitFailed, errors.New("load reads an archive from stdin, which is a terminal: use `sbxrun load -i FILE` or `sbxrun load < FILE`"))
+		return errors.New("load reads an archive from stdin, which is a terminal: use `sbxrun load -i FILE` or `sbxrun load < FILE`")
 	}
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	names, err := images.Load(ctx, c, r, "")
@@ -62,7 +62,7 @@ func LoadImages(ctx context.Context, g *Global, path string, stdin io.Reader, ou
 		fmt.Fprintf(out, "Loaded image: %s\n", n)
 	}
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	return nil
 }
@@ -117,22 +117,22 @@ func PullImages(ctx context.Context, g *Global, o PullOptions) error {
 	}
 	profs, err := profiles.Load(o.Load)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	refs, err := imageRefs(profs, o.Targets)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	for _, ref := range refs {
 		if _, err := images.Normalize(ref); err != nil {
-			return withCode(ExitFailed, err)
+			return err
 		}
 	}
 	ctx, stop := interruptible(ctx)
 	defer stop()
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	po := images.PullOptions{Registry: o.Registry, Platform: o.Platform, Progress: o.Stderr}
@@ -155,17 +155,17 @@ func PullImages(ctx context.Context, g *Global, o PullOptions) error {
 // the profiles that run each.
 func ListImages(ctx context.Context, g *Global, lo profiles.LoadOptions, format string, w io.Writer) error {
 	if format != "table" && format != "json" {
-		return withCode(ExitFailed, fmt.Errorf("invalid --format %q: use table or json", format))
+		return fmt.Errorf("invalid --format %q: use table or json", format)
 	}
 	users := profileImages(lo)
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	list, err := images.List(ctx, c)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	for i := range list {
 		if p := users[list[i].Ref]; p != nil {
@@ -220,14 +220,14 @@ func profileImages(lo profiles.LoadOptions) map[string][]string {
 func RemoveImages(ctx context.Context, g *Global, refs []string, force bool, out io.Writer) error {
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	removed, err := images.Remove(ctx, c, refs, force)
 	for _, n := range removed {
 		fmt.Fprintf(out, "Deleted: %s\n", n)
 	}
-	return withCode(ExitFailed, err)
+	return err
 }
 
 // PruneImages removes images no sandbox uses and, unless all is set, no
@@ -240,19 +240,19 @@ func PruneImages(ctx context.Context, g *Global, lo profiles.LoadOptions, all bo
 	}
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	// Killed runs' leases would keep what they hold out of the collection.
 	if _, err := dropDeadRunLeases(ctx, c); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	r, err := images.Prune(ctx, c, "", func(name string) bool { return len(users[name]) > 0 })
 	for _, n := range r.Images {
 		fmt.Fprintf(out, "Deleted: %s\n", n)
 	}
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	fmt.Fprintf(out, "Total reclaimed space: %s (%d bytes)\n", units.HumanSize(float64(r.Freed())), r.Freed())
 	return nil
@@ -262,22 +262,22 @@ func PruneImages(ctx context.Context, g *Global, lo profiles.LoadOptions, all bo
 // `sbxrun load`, `docker load` and `ctr images import` accept.
 func SaveImages(ctx context.Context, g *Global, lo profiles.LoadOptions, targets []string, path string, allPlatforms bool, out io.Writer) error {
 	if (path == "" || path == "-") && isConsole(out) {
-		return withCode(ExitFailed, errors.New("save writes a tarball, and stdout is a terminal: use `sbxrun save -o FILE IMAGE` or redirect stdout"))
+		return errors.New("save writes a tarball, and stdout is a terminal: use `sbxrun save -o FILE IMAGE` or redirect stdout")
 	}
 	profs, err := profiles.Load(lo)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	refs, err := imageRefs(profs, targets)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
-	return withCode(ExitFailed, images.Save(ctx, c, refs, allPlatforms, path, out))
+	return images.Save(ctx, c, refs, allPlatforms, path, out)
 }
 
 // QuietRegistryLogs keeps containerd's resolver from logging through

@@ -154,7 +154,7 @@ func writeTemplate(w io.Writer, tmpl *template.Template, table bool, list []Sand
 	for _, r := range rows {
 		var b strings.Builder
 		if err := tmpl.Execute(&b, r); err != nil {
-			return withCode(ExitFailed, fmt.Errorf("invalid --format: %v: the fields are .ID .Names .Image .Profile .State .Status .Pid .CreatedAt .RunningFor .Labels and .Label \"KEY\"", err))
+			return fmt.Errorf("invalid --format: %v: the fields are .ID .Names .Image .Profile .State .Status .Pid .CreatedAt .RunningFor .Labels and .Label \"KEY\"", err)
 		}
 		fmt.Fprintln(out, b.String())
 	}
@@ -169,37 +169,37 @@ func writeTemplate(w io.Writer, tmpl *template.Template, table bool, list []Sand
 func Wait(ctx context.Context, g *Global, name string) (int, error) {
 	c, ctx, ctr, err := g.load(ctx, name)
 	if err != nil {
-		return 0, withCode(ExitFailed, err)
+		return 0, err
 	}
 	defer c.Close()
 	task, err := ctr.Task(ctx, nil)
 	if err != nil {
 		if !errdefs.IsNotFound(err) {
-			return 0, withCode(ExitFailed, fmt.Errorf("loading the task of %q: %w", name, err))
+			return 0, fmt.Errorf("loading the task of %q: %w", name, err)
 		}
 		labels, lerr := ctr.Labels(ctx)
 		if lerr != nil {
-			return 0, withCode(ExitFailed, lerr)
+			return 0, lerr
 		}
 		var code int
 		if _, err := fmt.Sscan(labels[LabelExitCode], &code); err == nil {
 			return code, nil
 		}
-		return 0, withCode(ExitFailed, fmt.Errorf("sandbox %q has not run: there is no exit status to wait for", name))
+		return 0, fmt.Errorf("sandbox %q has not run: there is no exit status to wait for", name)
 	}
 	ch, err := task.Wait(ctx)
 	if err != nil {
-		return 0, withCode(ExitFailed, fmt.Errorf("waiting on %q: %w", name, err))
+		return 0, fmt.Errorf("waiting on %q: %w", name, err)
 	}
 	select {
 	case st := <-ch:
 		code, _, err := st.Result()
 		if err != nil {
-			return 0, withCode(ExitFailed, fmt.Errorf("waiting on %q: %w", name, err))
+			return 0, fmt.Errorf("waiting on %q: %w", name, err)
 		}
 		return int(code), nil
 	case <-ctx.Done():
-		return 0, withCode(ExitFailed, ctx.Err())
+		return 0, ctx.Err()
 	}
 }
 
@@ -246,7 +246,7 @@ type InspectionConf struct {
 func Inspect(ctx context.Context, g *Global, names []string, w io.Writer) error {
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	out := []Inspection{}
@@ -265,7 +265,7 @@ func Inspect(ctx context.Context, g *Global, names []string, w io.Writer) error 
 		return err
 	}
 	if len(errs) > 0 {
-		return withCode(ExitFailed, errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }

@@ -61,12 +61,12 @@ type PsOptions struct {
 func List(ctx context.Context, g *Global, all bool) ([]Sandbox, error) {
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return nil, withCode(ExitFailed, err)
+		return nil, err
 	}
 	defer c.Close()
 	ctrs, err := c.Containers(ctx)
 	if err != nil {
-		return nil, withCode(ExitFailed, fmt.Errorf("listing containers: %w", err))
+		return nil, fmt.Errorf("listing containers: %w", err)
 	}
 	out := []Sandbox{}
 	for _, ctr := range ctrs {
@@ -136,12 +136,12 @@ func Ps(ctx context.Context, g *Global, o PsOptions, w io.Writer) error {
 	default:
 		var err error
 		if tmpl, table, err = psTemplate(o.Format); err != nil {
-			return withCode(ExitFailed, err)
+			return err
 		}
 	}
 	filter, err := parsePsFilters(o.Filters)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	// A status filter looks at stopped sandboxes too, as in Docker.
 	all := o.All || len(filter["status"]) > 0
@@ -223,19 +223,19 @@ func (g *Global) load(ctx context.Context, name string) (*client.Client, context
 func Kill(ctx context.Context, g *Global, name, sig string) error {
 	s, err := parseSignal(sig)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	c, ctx, ctr, err := g.load(ctx, name)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	task, err := ctr.Task(ctx, nil)
 	if err != nil {
-		return withCode(ExitFailed, fmt.Errorf("sandbox %q is not running", name))
+		return fmt.Errorf("sandbox %q is not running", name)
 	}
 	if err := task.Kill(ctx, s); err != nil {
-		return withCode(ExitFailed, fmt.Errorf("signalling %q: %w", name, err))
+		return fmt.Errorf("signalling %q: %w", name, err)
 	}
 	return nil
 }
@@ -246,12 +246,12 @@ func Kill(ctx context.Context, g *Global, name, sig string) error {
 func Stop(ctx context.Context, g *Global, name string, timeout time.Duration) error {
 	c, ctx, ctr, err := g.load(ctx, name)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	labels, err := ctr.Labels(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	sig := syscall.SIGTERM
 	if v := labels[LabelStopSignal]; v != "" {
@@ -271,7 +271,7 @@ func Stop(ctx context.Context, g *Global, name string, timeout time.Duration) er
 	}
 	if labels[LabelDetached] == "true" && labels[LabelRemove] == "true" {
 		if err := remove(ctx, c, ctr, true); err != nil {
-			return withCode(ExitFailed, err)
+			return err
 		}
 		g.forget(name)
 	}
@@ -318,7 +318,7 @@ func Remove(ctx context.Context, g *Global, names []string, force bool) error {
 		c.Close()
 	}
 	if len(errs) > 0 {
-		return withCode(ExitFailed, errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }
@@ -330,9 +330,9 @@ func Logs(ctx context.Context, g *Global, name string, follow bool, w io.Writer)
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return withCode(ExitFailed, fmt.Errorf("no logs for %q: only sandboxes started with -d or kept with --rm=false keep logs (other runs print to the terminal only)", name))
+			return fmt.Errorf("no logs for %q: only sandboxes started with -d or kept with --rm=false keep logs (other runs print to the terminal only)", name)
 		}
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer f.Close()
 	if _, err := io.Copy(w, f); err != nil {
@@ -343,7 +343,7 @@ func Logs(ctx context.Context, g *Global, name string, follow bool, w io.Writer)
 	}
 	c, ctx, ctr, err := g.load(ctx, name)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	for {
@@ -393,18 +393,18 @@ type ExecOptions struct {
 // as an *ExitError (nil for 0).
 func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	if len(o.Args) == 0 {
-		return withCode(ExitFailed, errors.New("no command: give one after --, e.g. `sbxrun exec NAME -- sh`"))
+		return errors.New("no command: give one after --, e.g. `sbxrun exec NAME -- sh`")
 	}
 	for _, kv := range o.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return withCode(ExitFailed, fmt.Errorf("invalid -e %q for exec: use KEY=VALUE", kv))
+			return fmt.Errorf("invalid -e %q for exec: use KEY=VALUE", kv)
 		}
 	}
 	var con console.Console
 	if o.TTY {
 		var err error
 		if con, err = terminal(); err != nil {
-			return withCode(ExitFailed, err)
+			return err
 		}
 	}
 	// Signals go to the exec'd process, as for run: a terminating one before
@@ -414,29 +414,29 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	defer cancel()
 	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: true}
 	defer router.listen()()
-	fail := func(code int, err error) error {
+	fail := func(err error) error {
 		if s := router.earlySignal(); s != 0 {
 			return &ExitError{Code: 128 + int(s)}
 		}
-		return withCode(code, err)
+		return err
 	}
 
 	c, ctx, ctr, err := g.load(ctx, o.Name)
 	if err != nil {
-		return fail(ExitFailed, err)
+		return fail(err)
 	}
 	defer c.Close()
 	notRunning := fmt.Errorf("sandbox %q is not running: `sbxrun ps -a` shows its state", o.Name)
 	task, err := ctr.Task(ctx, nil)
 	if err != nil {
-		return fail(ExitFailed, notRunning)
+		return fail(notRunning)
 	}
 	if st, err := task.Status(ctx); err == nil && st.Status != client.Running && st.Status != client.Paused {
-		return fail(ExitFailed, notRunning)
+		return fail(notRunning)
 	}
 	spec, err := ctr.Spec(ctx)
 	if err != nil {
-		return fail(ExitFailed, err)
+		return fail(err)
 	}
 	pspec := *spec.Process
 	pspec.Args = o.Args
@@ -447,7 +447,7 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	}
 	if o.User != "" {
 		if err := execUser(ctx, task.Pid(), o.User, &pspec); err != nil {
-			return fail(ExitFailed, err)
+			return fail(err)
 		}
 	}
 	var (
@@ -464,7 +464,7 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	}
 	if con != nil {
 		if err := con.SetRaw(); err != nil {
-			return fail(ExitFailed, fmt.Errorf("setting the terminal to raw mode: %w; run without -t", err))
+			return fail(fmt.Errorf("setting the terminal to raw mode: %w; run without -t", err))
 		}
 		defer func() { _ = con.Reset() }()
 		if o.Interactive {
@@ -483,7 +483,7 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	}
 	proc, err := task.Exec(ctx, "exec-"+randHex(6), &pspec, ioc)
 	if err != nil {
-		return fail(ExitFailed, fmt.Errorf("exec in %q: %w", o.Name, err))
+		return fail(fmt.Errorf("exec in %q: %w", o.Name, err))
 	}
 	defer func() { _, _ = proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill) }()
 	router.created(proc)
@@ -492,7 +492,7 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	}
 	ch, err := proc.Wait(context.WithoutCancel(ctx))
 	if err != nil {
-		return fail(ExitFailed, err)
+		return fail(err)
 	}
 	if con != nil {
 		resize(ctx, proc, con)
@@ -526,7 +526,7 @@ var parseSignal = oci.ParseSignal
 // says so once, before it looks up any sandbox.
 func CheckSignal(s string) error {
 	_, err := parseSignal(s)
-	return withCode(ExitFailed, err)
+	return err
 }
 
 func namespaceOf(ctx context.Context) (string, bool) {

@@ -45,11 +45,11 @@ func (o *RunOptions) ServiceFacts() (*ServiceFacts, error) {
 	p, err := o.validate()
 	o.notes = nil
 	if err != nil {
-		return nil, withCode(ExitFailed, err)
+		return nil, err
 	}
 	gpus, optional, err := wantsGPUs(p.res)
 	if err != nil {
-		return nil, withCode(ExitFailed, err)
+		return nil, err
 	}
 	return &ServiceFacts{
 		Name:         o.Name,
