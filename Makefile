@@ -96,5 +96,51 @@ sandbox-images-test: sandbox-images ## run the promised tools of the locally bui
 sandbox-pins: ## copy sandboxes/versions.env into the Dockerfiles' ARG defaults
 	sandboxes/pins.sh
 
+# Installation layout: PREFIX=/usr/local by default, DESTDIR for staging
+# (the package installs with PREFIX=/usr). Man pages, completions and the
+# rootless user unit are generated from the binary (`sbxrun __generate`),
+# never committed. The profile file lives in /etc whatever the prefix:
+# sbxrun reads /etc/sbxrun/sbxrun.yaml.
+.PHONY: install uninstall generate deb package-test
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+GEN := bin/gen
+INSTALLED := $(PREFIX)/bin/sbxrun \
+	$(PREFIX)/share/bash-completion/completions/sbxrun \
+	$(ZSHCOMPDIR)/_sbxrun \
+	$(PREFIX)/share/fish/vendor_completions.d/sbxrun.fish \
+	$(PREFIX)/lib/systemd/user/sbxrun-containerd.service \
+	$(SYSCONFDIR)/sbxrun/sbxrun.yaml.example
+
+generate: build ## man pages, completions and the rootless user unit into bin/gen
+	rm -rf $(GEN)
+	$(BIN) __generate --exe $(PREFIX)/bin/sbxrun $(GEN) >/dev/null
+	gzip -9n $(GEN)/man/*.1
+
+install: generate ## install sbxrun, man pages, completions, the rootless user unit and an example profile file (PREFIX=/usr/local, DESTDIR)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sbxrun
+	install -D -m 0644 $(GEN)/completions/sbxrun $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sbxrun
+	install -D -m 0644 $(GEN)/completions/_sbxrun $(DESTDIR)$(ZSHCOMPDIR)/_sbxrun
+	install -D -m 0644 $(GEN)/completions/sbxrun.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sbxrun.fish
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(GEN)/man/*.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 $(GEN)/sbxrun-containerd.service $(DESTDIR)$(PREFIX)/lib/systemd/user/sbxrun-containerd.service
+	install -D -m 0644 packaging/sbxrun.yaml.example $(DESTDIR)$(SYSCONFDIR)/sbxrun/sbxrun.yaml.example
+
+uninstall: ## remove what make install installed (same PREFIX and DESTDIR); /etc/sbxrun/sbxrun.yaml stays
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/sbxrun.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/sbxrun-*.1.gz
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/sbxrun 2>/dev/null
+
+DIST ?= dist
+deb: ## build dist/sbxrun_VERSION_amd64.deb (DIST=dir) with nfpm from packaging/nfpm.yaml and what make install installs
+	rm -rf bin/pkgroot
+	$(MAKE) install DESTDIR=$(CURDIR)/bin/pkgroot PREFIX=/usr ZSHCOMPDIR=/usr/share/zsh/vendor-completions
+	$(GO) run ./hack/package -root bin/pkgroot -config packaging/nfpm.yaml -version '$(VERSION)' -o $(DIST)
+
+package-test: deps ## build the deb, install it with its dependencies in a fresh mmdebstrap Debian 12 root and run sbxrun, doctor and man there (root, a few minutes)
+	$(GO) test -tags packagetest -count=1 -timeout 20m -v ./packaging/
+
 clean: ## remove build outputs
 	rm -rf bin

@@ -96,14 +96,50 @@ type StatusOptions struct {
 // hook binaries the NVIDIA specs run. It returns an error naming the first
 // problem and its fix when GPU sandboxes would not work.
 func Status(w io.Writer, o StatusOptions) error {
-	var problems []string
-	problem := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	problems, err := status(w, o)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("GPU sandboxes will not work: %s", problems[0].Text)
+	}
+	return nil
+}
+
+// Problem is one thing Status found that keeps GPU sandboxes from
+// working, for callers (`sbxrun doctor`) that report each on its own.
+type Problem struct {
+	// Subject is what is wrong: "driver", "gpus", "spec" or "hook".
+	Subject string
+	// Path is the spec file or hook binary concerned, if any.
+	Path string
+	// Text says what is wrong and ends with the fix after ": ".
+	Text string
+	// Fix is that fix alone where Status words it itself; "" where it is
+	// part of an error's text.
+	Fix string
+	// Err is the underlying error where there is one (ErrNoDriver).
+	Err error
+}
+
+// Problems runs Status's checks without printing and returns every
+// problem, not only the first.
+func Problems(o StatusOptions) ([]Problem, error) {
+	return status(io.Discard, o)
+}
+
+func status(w io.Writer, o StatusOptions) ([]Problem, error) {
+	var problems []Problem
+	add := func(subject, path string, err error, format string, a ...any) {
+		problems = append(problems, Problem{Subject: subject, Path: path, Err: err, Text: fmt.Sprintf(format, a...)})
+	}
 
 	loaded, lerr := LoadedDriverVersion()
 	switch {
 	case lerr != nil:
 		fmt.Fprintf(w, "driver:    %v\n", lerr)
-		problem("%v: install or load the NVIDIA driver (nvidia-smi tells whether it works)", lerr)
+		add("driver", "", lerr, "%v: %s", lerr, noDriverFix)
+		problems[len(problems)-1].Fix = noDriverFix
 	default:
 		fmt.Fprintf(w, "driver:    %s (loaded)\n", loaded)
 	}
@@ -113,7 +149,7 @@ func Status(w io.Writer, o StatusOptions) error {
 	case derr != nil:
 		fmt.Fprintf(w, "GPUs:      %v\n", derr)
 		if lerr == nil {
-			problem("%v", derr)
+			add("gpus", "", derr, "%v", derr)
 		}
 	default:
 		for i, d := range devs {
@@ -127,7 +163,7 @@ func Status(w io.Writer, o StatusOptions) error {
 
 	reg, err := oci.LoadCDI(o.SpecDirs, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(w, "CDI specs: %s\n", strings.Join(o.SpecDirs, ", "))
 	var hookPaths []string
@@ -145,7 +181,9 @@ func Status(w io.Writer, o StatusOptions) error {
 			line += "  driver " + v
 			if reasons := Stale(s.Spec.Spec, loaded); len(reasons) > 0 {
 				line += "  STALE: " + strings.Join(reasons, "; ")
-				problem("CDI spec %q is stale (%s): %s", s.Path, strings.Join(reasons, "; "), setupCommand(s.Path, o.DriverRoot, s.Annotations[AnnotationDriverRoot]))
+				fix := setupCommand(s.Path, o.DriverRoot, s.Annotations[AnnotationDriverRoot])
+				add("spec", s.Path, nil, "CDI spec %q is stale (%s): %s", s.Path, strings.Join(reasons, "; "), fix)
+				problems[len(problems)-1].Fix = fix
 			} else {
 				line += "  fresh"
 			}
@@ -164,7 +202,7 @@ func Status(w io.Writer, o StatusOptions) error {
 		fmt.Fprintf(w, "  %s  REFUSED: %v\n", rf.Path, rf.Err)
 		// Only a file that may be the NVIDIA spec keeps GPUs from working.
 		if rf.Kind == Kind || rf.Kind == "" {
-			problem("%v", rf.Err)
+			add("spec", rf.Path, rf.Err, "%v", rf.Err)
 		}
 	}
 	if nvidia == 0 {
@@ -178,16 +216,15 @@ func Status(w io.Writer, o StatusOptions) error {
 	for _, p := range hookPaths {
 		if err := CheckSpecHook(p, hookSpec[p], reg.Trusted()); err != nil {
 			fmt.Fprintf(w, "hook:      %v\n", err)
-			problem("%v", err)
+			add("hook", p, err, "%v", err)
 			continue
 		}
 		fmt.Fprintf(w, "hook:      %s ok (trusted owner, runs as %s)\n", p, hooks.Name)
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("GPU sandboxes will not work: %s", problems[0])
-	}
-	return nil
+	return problems, nil
 }
+
+const noDriverFix = "install or load the NVIDIA driver (nvidia-smi tells whether it works)"
 
 // setupCommand is the command that regenerates the spec at path: with the
 // driver root given (status's --driver-root), else the one the spec

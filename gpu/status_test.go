@@ -58,6 +58,13 @@ func TestStatus(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "sudo sbxrun gpu setup --driver-root "+root+" --output "+filepath.Join(dir, "nvidia.yaml")) {
 		t.Errorf("status error = %v, want the command that fixes it", err)
 	}
+	// Problems (doctor) has the same finding, with the fix apart.
+	problems, err := Problems(StatusOptions{SpecDirs: []string{dir}, NVML: dgx("580.159.04")})
+	wantFix := "run `sudo sbxrun gpu setup --driver-root " + root + " --output " + filepath.Join(dir, "nvidia.yaml") + "`"
+	if err != nil || len(problems) != 1 || problems[0].Subject != "spec" || problems[0].Fix != wantFix ||
+		!strings.HasSuffix(problems[0].Text, ": "+wantFix) || problems[0].Path != filepath.Join(dir, "nvidia.yaml") {
+		t.Errorf("Problems = %+v, %v; want one stale spec with the fix %q", problems, err, wantFix)
+	}
 }
 
 // TestStatusRefusedFiles: only a refused file that may be the NVIDIA spec

@@ -88,4 +88,4 @@ echo "== sbxrun --net bridge -p 8000 (portmap) vs ctr run --rm --cni"
 	-b-name ctr-cni -b "$ctr -a $sock -n sbxrun run --rm --cni $img {id} true"
 # What is left: sbxrun's runs leave nothing; ctr's are counted here and removed on exit.
 echo "left after $((runs * 3)) sbxrun bridge runs: $(find "$dir/state/netns" -mindepth 1 | wc -l) namespaces, $(find "$dir/state/cni/networks" -type f -name '[0-9]*' | wc -l) addresses, $(find "$dir/state/cni/attachments" -type f | wc -l) records"
-echo "after $((runs * 2)) ctr --cni runs too: iptables lines $rules_before -> $(iptables-save | grep -vc '^#'), NAT chains of ctr's network: $(iptables-save -t nat | grep -c "name: .$ctrnet" || true), interfaces $links_before -> $(ip -o link | wc -l)"
+echo "after $((runs * 2)) ctr --cni runs too: iptables lines $rules_before -> $(iptables-save | grep -vc '^#'), NAT rules naming ctr's network: $(iptables-save -t nat | grep -c "$ctrnet" || true), interfaces $links_before -> $(ip -o link | wc -l)"

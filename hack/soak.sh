@@ -11,7 +11,8 @@
 #   5. a full state directory (the run must fail with 125, creating nothing)
 #
 # Before and after, it prints the containers, tasks, active snapshots,
-# leases, mounts, shims, bundles and markers of its namespace, and
+# leases, mounts, shims, bundles, markers and runc containers of its
+# namespace, and
 # containerd's RSS; it exits non-zero when a count did not come back to
 # where it started, a run failed, or containerd's RSS grew by more than
 # SOAK_RSS_GROWTH_KB (65536) over the runs of one containerd process.
@@ -73,6 +74,7 @@ counts() {
 	echo "shims $(shim_pids | wc -l)"
 	echo "bundles $(find "$CTD/state/io.containerd.runtime.v2.task/$NS" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 	echo "markers $(find "$STATE/owners/$NS" -name '*@*' 2>/dev/null | wc -l)"
+	echo "runc-containers $(find "/run/containerd/runc/$NS" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 }
 
 failures=0
@@ -96,6 +98,9 @@ restart_containerd() {
 "$HACK/containerd.sh" start "$CTD" >/dev/null
 cd "$WORK"
 sbx load -i "$IMAGE" >/dev/null
+# What earlier soaks on this host left (the runc state of the namespace
+# outlives their daemons) is not this soak's: collect it first.
+sbx gc | sed -E 's/(removed|shim of|container) [^ ]+$/\1 .../' | sort | uniq -c | sed 's/^ */left by earlier runs, gc: /'
 # Warm up, so the baseline RSS includes what the first runs load once.
 for _ in $(seq 1 20); do sbx run --pull never base -- true; done
 before=$(counts)
@@ -138,7 +143,7 @@ done
 sleep 2
 echo "left by the kills:"
 counts | sed 's/^/  /'
-sbx gc | sed -E 's/(removed|shim of) [^ ]+$/\1 .../' | sort | uniq -c | sed 's/^ */  gc: /'
+sbx gc | sed -E 's/(removed|shim of|container) [^ ]+$/\1 .../' | sort | uniq -c | sed 's/^ */  gc: /'
 
 phase "containerd restart while a sandbox runs"
 set +e

@@ -166,7 +166,7 @@ func TestGCStopsShimUnknownToContainerd(t *testing.T) {
 // TestKilledRunsLeaveNoShim SIGKILLs runs at random points of their start
 // (50-300 ms in, where containerd 1.6 leaves shims behind): a later run
 // stops the shims of the killed runs it finds markers for, and gc leaves
-// no shim, marker, container or snapshot of them behind.
+// no shim, runc container, marker, container or snapshot of them behind.
 func TestKilledRunsLeaveNoShim(t *testing.T) {
 	t.Parallel()
 	ns := useNamespace(t, false)
@@ -196,6 +196,15 @@ func TestKilledRunsLeaveNoShim(t *testing.T) {
 	}
 	if m := markers(t, ns); len(m) > 0 {
 		t.Errorf("after gc: markers left: %q", m)
+	}
+	// A shim that died holding a created container leaves `runc init`
+	// waiting with the rootfs mounted; gc deletes such containers.
+	if left, _ := os.ReadDir(filepath.Join("/run/containerd/runc", ns)); len(left) > 0 {
+		var ids []string
+		for _, e := range left {
+			ids = append(ids, e.Name())
+		}
+		t.Errorf("after gc: runc containers left in /run/containerd/runc/%s: %q", ns, ids)
 	}
 }
 

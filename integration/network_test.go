@@ -2,11 +2,15 @@ package integration
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,18 +97,60 @@ func serveOnce(t *testing.T, addr, msg string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// netState is what the host holds of sbxrun's networks: firewall rules,
-// interfaces, network namespaces and their mounts, address allocations,
-// records, CNI's result cache.
+// netState is what the host holds of this test process's networks:
+// firewall rules, interfaces, network namespaces and their mounts, address
+// allocations, records, CNI's result cache. Other test processes (other
+// engineers' runs of the same suite) change the host's firewall at the same
+// time, so only what names this process's bridges, subnets or CNI IDs
+// counts (see ours).
 type netState struct {
 	rules, links, files, mounts []string
+	bridges                     []string
+	subnets                     []netip.Prefix
+	prefix                      string
 }
 
-var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+var (
+	counters = regexp.MustCompile(`\[\d+:\d+\]`)
+	ipv4     = regexp.MustCompile(`\b\d+\.\d+\.\d+\.\d+\b`)
+)
 
 func snapshotNet(t *testing.T) netState {
 	t.Helper()
+	return snapshotNetOf(t, os.Getenv("SBXRUN_STATE_DIR"))
+}
+
+// snapshotNetOf is snapshotNet for the sbxrun state directory state.
+func snapshotNetOf(t *testing.T, state string) netState {
+	t.Helper()
 	var s netState
+	// The CNI IDs of this state directory (network.Paths.cniPrefix).
+	sum := sha256.Sum256([]byte(filepath.Join(state, "cni")))
+	s.prefix = "sbx" + hex.EncodeToString(sum[:3]) + "-"
+	confs, _ := filepath.Glob(filepath.Join(os.Getenv("SBXRUN_CNI_CONF_DIR"), "*.conflist"))
+	for _, c := range confs {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			continue
+		}
+		var l struct {
+			Plugins []struct {
+				Bridge string
+				IPAM   struct{ Ranges [][]struct{ Subnet string } }
+			}
+		}
+		_ = json.Unmarshal(b, &l)
+		for _, p := range l.Plugins {
+			if p.Bridge != "" {
+				s.bridges = append(s.bridges, p.Bridge)
+			}
+			if len(p.IPAM.Ranges) > 0 && len(p.IPAM.Ranges[0]) > 0 {
+				if pfx, err := netip.ParsePrefix(p.IPAM.Ranges[0][0].Subnet); err == nil {
+					s.subnets = append(s.subnets, pfx)
+				}
+			}
+		}
+	}
 	out, err := exec.Command("iptables-save").Output()
 	if err != nil {
 		t.Fatalf("iptables-save: %v", err)
@@ -121,14 +167,19 @@ func snapshotNet(t *testing.T) netState {
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		if f := strings.Fields(l); len(f) > 1 {
-			s.links = append(s.links, strings.TrimSuffix(f[1], ":"))
+			name := strings.TrimSuffix(f[1], ":")
+			if i := strings.Index(l, " master "); i >= 0 {
+				name += " master " + strings.Fields(l[i+8:])[0]
+			}
+			s.links = append(s.links, name)
 		}
 	}
 	sort.Strings(s.links)
-	state := os.Getenv("SBXRUN_STATE_DIR")
-	for _, dir := range []string{filepath.Join(state, "cni"), filepath.Join(state, "netns"), "/var/lib/cni/results", "/run/netns"} {
+	for _, dir := range []string{filepath.Join(state, "cni"), filepath.Join(state, "netns"), "/var/lib/cni/results"} {
 		_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && !fi.IsDir() && !strings.HasSuffix(p, "last_reserved_ip.0") {
+			// Lock files appear on first use and stay; they hold nothing.
+			if err == nil && !fi.IsDir() && !strings.HasSuffix(p, "last_reserved_ip.0") && fi.Name() != ".lock" && fi.Name() != "lock" &&
+				(!strings.HasPrefix(p, "/var/lib/cni/") || strings.Contains(p, s.prefix)) {
 				s.files = append(s.files, p)
 			}
 			return nil
@@ -147,6 +198,34 @@ func snapshotNet(t *testing.T) netState {
 		}
 	}
 	return s
+}
+
+// ours reports whether a rule or interface line belongs to the networks
+// of a or b: it names one of their bridges or CNI IDs, or an address in
+// one of their subnets.
+func ours(line string, a, b netState) bool {
+	for _, st := range []netState{a, b} {
+		if strings.Contains(line, st.prefix) {
+			return true
+		}
+		for _, br := range st.bridges {
+			if strings.Contains(line, br) {
+				return true
+			}
+		}
+		for _, m := range ipv4.FindAllString(line, -1) {
+			addr, err := netip.ParseAddr(m)
+			if err != nil {
+				continue
+			}
+			for _, pfx := range st.subnets {
+				if pfx.Contains(addr) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func diffLists(a, b []string) (gone, added []string) {
@@ -174,11 +253,24 @@ func diffLists(a, b []string) (gone, added []string) {
 // assertNetSame fails t when the host's network state differs from before.
 func assertNetSame(t *testing.T, what string, before netState) {
 	t.Helper()
-	after := snapshotNet(t)
+	assertNetSameAs(t, what, before, snapshotNet(t))
+}
+
+func assertNetSameAs(t *testing.T, what string, before, after netState) {
+	t.Helper()
+	filter := func(l []string) []string {
+		var out []string
+		for _, x := range l {
+			if ours(x, before, after) {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
 	for _, c := range []struct {
 		kind string
 		a, b []string
-	}{{"firewall rules", before.rules, after.rules}, {"interfaces", before.links, after.links},
+	}{{"firewall rules", filter(before.rules), filter(after.rules)}, {"interfaces", filter(before.links), filter(after.links)},
 		{"files", before.files, after.files}, {"netns mounts", before.mounts, after.mounts}} {
 		if gone, added := diffLists(c.a, c.b); len(gone)+len(added) > 0 {
 			t.Errorf("%s: %s changed: gone %q, added %q", what, c.kind, gone, added)
@@ -200,6 +292,14 @@ func TestBridgeNetworks(t *testing.T) {
 		}
 	})
 
+	// warm makes sure the default network and its bridge exist: they stay
+	// until `network rm`, and leak checks compare what comes after.
+	warm := func(t *testing.T) {
+		t.Helper()
+		stdout, stderr, code := sandbox(t, nameFor(t, "warm"), "--net", "bridge", "-p", "8000", "base", "--", "true")
+		expect(t, "warm-up run", code, 0, stdout, stderr)
+	}
+
 	t.Run("publish", func(t *testing.T) {
 		ports := []int{freeHostPort(t), freeHostPort(t)}
 		names := []string{nameFor(t, "a"), nameFor(t, "b")}
@@ -208,6 +308,9 @@ func TestBridgeNetworks(t *testing.T) {
 				"-p", fmt.Sprintf("%d:8000", ports[i]), "base", "--", "sh", "-c", httpdScript(name))
 			expect(t, "run -d -p", code, 0, stdout, stderr)
 			defer run(t, "rm", "-f", name)
+			if want := fmt.Sprintf("sbxrun: %s publishes 127.0.0.1:%d->8000/tcp\n", name, ports[i]); stdout != name+"\n" || stderr != want {
+				t.Errorf("run -d -p printed %q and %q, want the name, and %q on stderr", stdout, stderr, want)
+			}
 		}
 		for i, name := range names {
 			body, err := httpBody(fmt.Sprintf("http://127.0.0.1:%d/", ports[i]), 15*time.Second)
@@ -252,7 +355,8 @@ func TestBridgeNetworks(t *testing.T) {
 		secret := serveOnce(t, "127.0.0.1:0", "secret")
 		control := serveOnce(t, "0.0.0.0:0", "control")
 		script := fmt.Sprintf(`gw=$(ip route | awk '/^default/ {print $3}'); echo gw=$gw
-nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev/null; echo done`, control, secret, secret)
+nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev/null
+echo ping_group_range=$(cat /proc/sys/net/ipv4/ping_group_range); echo done`, control, secret, secret)
 		stdout, stderr, code := sandbox(t, nameFor(t), "--net", "bridge", "base", "--", "sh", "-c", script)
 		expect(t, "run", code, 0, stdout, stderr)
 		if !strings.Contains(stdout, "control") || !strings.Contains(stdout, "done") {
@@ -260,6 +364,28 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 		}
 		if strings.Contains(stdout, "secret") {
 			t.Errorf("the sandbox reached a service bound to the host's 127.0.0.1:\n%s", stdout)
+		}
+		// ping without NET_RAW: every group may open ICMP sockets (the
+		// test image's busybox ping only tries raw sockets, so the setting
+		// is what is checked).
+		if !strings.Contains(stdout, "ping_group_range=0 2147483647\n") {
+			t.Errorf("the sandbox's net.ipv4.ping_group_range is not 0 2147483647:\n%s", stdout)
+		}
+		// A sandbox that sends packets for 127.0.0.1 to the bridge itself
+		// (what a raw socket can do; here a privileged sandbox reroutes its
+		// own loopback) meets sbxrun's guard: portmap has turned on
+		// route_localnet on the bridge, which would let them in.
+		attack := fmt.Sprintf(`gw=$(ip route | awk '/^default/ {print $3}')
+sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1 || echo NOSYSCTL
+ip addr del 127.0.0.1/8 dev lo && ip route add 127.0.0.1/32 via $gw dev eth0 || echo NOROUTE
+ip route get 127.0.0.1; nc -w 2 127.0.0.1 %d </dev/null; echo done`, secret)
+		stdout, stderr, code = sandbox(t, nameFor(t, "raw"), "--net", "bridge", "--privileged", "-p", "8000", "base", "--", "sh", "-c", attack)
+		expect(t, "run --privileged", code, 0, stdout, stderr)
+		if strings.Contains(stdout, "NOSYSCTL") || strings.Contains(stdout, "NOROUTE") || !strings.Contains(stdout, "via") || !strings.Contains(stdout, "done") {
+			t.Errorf("the sandbox could not route 127.0.0.1 to the bridge (the check would prove nothing):\n%s\n%s", stdout, stderr)
+		}
+		if strings.Contains(stdout, "secret") {
+			t.Errorf("a sandbox routing 127.0.0.1 to the bridge reached a service bound to the host's 127.0.0.1:\n%s", stdout)
 		}
 	})
 
@@ -282,6 +408,14 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 			t.Fatalf("no address on the server's eth0: %q", stdout)
 		}
 		ip := m[1]
+		stdout, stderr, code = run(t, "inspect", srv)
+		expect(t, "inspect", code, 0, stdout, stderr)
+		var in []struct {
+			NetworkSettings struct{ Network, IPAddress, SandboxKey string }
+		}
+		if err := json.Unmarshal([]byte(stdout), &in); err != nil || len(in) != 1 || in[0].NetworkSettings.IPAddress != ip || in[0].NetworkSettings.Network != netA || in[0].NetworkSettings.SandboxKey == "" {
+			t.Errorf("inspect's NetworkSettings = %+v (%v), want network %s, address %s and the namespace", in, err, netA, ip)
+		}
 
 		// Same network: by name and by alias. Names come from the
 		// sandbox's /etc/hosts, which every libc reads; the static busybox
@@ -322,6 +456,27 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 		if strings.Contains(stdout, late) {
 			t.Errorf("the server's /etc/hosts still lists %s after it was removed:\n%s", late, stdout)
 		}
+		stdout, stderr, code = sandbox(t, nameFor(t, "internal-p"), "--net", netI, "-p", "8000", "base", "--", "true")
+		expect(t, "-p on an internal network", code, 125, stdout, stderr)
+		if !strings.Contains(stderr, "is internal: it publishes no ports") {
+			t.Errorf("stderr = %q, want the internal network named", stderr)
+		}
+		// Bad input: an alias that is no host name, an alias on the
+		// default network, a network that does not exist.
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--net", netA, "--network-alias", "a b"}, `invalid --network-alias "a b"`},
+			{[]string{"--net", "bridge", "--network-alias", "web"}, "--network-alias needs a named network"},
+			{[]string{"--net", "no-such-net"}, `no network named "no-such-net": create it with`},
+		} {
+			stdout, stderr, code := sandbox(t, nameFor(t, "bad"), append(tt.args, "base", "--", "true")...)
+			expect(t, strings.Join(tt.args, " "), code, 125, stdout, stderr)
+			if !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("%s: stderr %q, want one line with %q", strings.Join(tt.args, " "), stderr, tt.want)
+			}
+		}
 		// A network in use cannot be removed.
 		stdout, stderr, code = run(t, "network", "rm", netA)
 		expect(t, "network rm in use", code, 125, stdout, stderr)
@@ -337,10 +492,7 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 	})
 
 	t.Run("no leaks", func(t *testing.T) {
-		// Warm up: the default network, its bridge and the shared chains
-		// exist from here on.
-		stdout, stderr, code := sandbox(t, nameFor(t, "warm"), "--net", "bridge", "-p", "8000", "base", "--", "true")
-		expect(t, "warm-up run", code, 0, stdout, stderr)
+		warm(t)
 		before := snapshotNet(t)
 		n := netLeakRuns()
 		start := time.Now()
@@ -355,7 +507,7 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 
 		// A named network and a sandbox on it, then rm and network rm.
 		netN := nameFor(t, "net")
-		stdout, stderr, code = run(t, "network", "create", netN)
+		stdout, stderr, code := run(t, "network", "create", netN)
 		expect(t, "network create", code, 0, stdout, stderr)
 		stdout, stderr, code = sandbox(t, nameFor(t, "on-net"), "--net", netN, "-p", "8000", "base", "--", "true")
 		expect(t, "run on a named network", code, 0, stdout, stderr)
@@ -365,6 +517,7 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 	})
 
 	t.Run("gc after kill", func(t *testing.T) {
+		warm(t)
 		before := snapshotNet(t)
 		name := nameFor(t)
 		p := start(t, opts{}, "run", "--pull", "never", "--name", name, "--net", "bridge", "-p", "8000", "base", "--", "sh", "-c", loopScript)
@@ -377,6 +530,45 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 			t.Errorf("gc printed %q, want it to release the network of %s", stdout, name)
 		}
 		assertNetSame(t, "after a killed run and gc", before)
+	})
+
+	t.Run("gc after kills at random points", func(t *testing.T) {
+		warm(t)
+		before := snapshotNet(t)
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
+		for i := range 8 {
+			p := start(t, opts{}, "run", "--pull", "never", "--name", nameFor(t, strconv.Itoa(i)), "--net", "bridge", "-p", "8000", "base", "--", "sleep", "30")
+			delay := time.Duration(rng.IntN(400)) * time.Millisecond
+			time.Sleep(delay)
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			p.wait(t, 10*time.Second)
+			t.Logf("run %d killed after %s", i, delay)
+		}
+		// A plugin a killed run started may still be at work: gc leaves
+		// an unfinished attachment alone for 10 s.
+		time.Sleep(11 * time.Second)
+		stdout, stderr, code := run(t, "gc")
+		expect(t, "gc", code, 0, stdout, stderr)
+		assertNetSame(t, "after 8 runs killed at random points and gc", before)
+	})
+
+	t.Run("containerd restart", func(t *testing.T) {
+		d := newDaemon(t)
+		o := d.opts()
+		o.env = append(o.env, "SBXRUN_CNI_CONF_DIR="+os.Getenv("SBXRUN_CNI_CONF_DIR"))
+		state := filepath.Join(d.dir, "sbxrun-state")
+		// The default network exists from the first run on.
+		stdout, stderr, code := runWith(t, o, "run", "--pull", "never", "--name", nameFor(t, "warm"), "--net", "bridge", "base", "--", "true")
+		expect(t, "warm-up run", code, 0, stdout, stderr)
+		before := snapshotNetOf(t, state)
+		p := start(t, o, "run", "--pull", "never", "--name", nameFor(t), "--net", "bridge", "-p", "8000", "base", "--", "sh", "-c", "echo ready; sleep 4; echo finished")
+		waitOutput(t, p, p.stdout, "ready", 30*time.Second)
+		d.stop(t)
+		d.start(t)
+		if code := p.wait(t, 60*time.Second); code != 0 || !strings.Contains(p.stdout.String(), "finished") {
+			t.Errorf("run across a containerd restart: exit %d, stdout %q, stderr %q", code, p.stdout.String(), p.stderr.String())
+		}
+		assertNetSameAs(t, "after a run across a containerd restart", before, snapshotNetOf(t, state))
 	})
 
 	t.Run("spec", func(t *testing.T) {
@@ -399,6 +591,14 @@ nc -w 2 $gw %d </dev/null; nc -w 2 $gw %d </dev/null; nc -w 2 127.0.0.1 %d </dev
 		}
 		if !found {
 			t.Errorf("spec's network namespace is not %q: %+v", want, spec.Linux.Namespaces)
+		}
+		// A unit carries --net and -p, even while its port is taken (by
+		// the service it was generated for, typically).
+		held := serveOnce(t, "127.0.0.1:0", "held")
+		stdout, stderr, code = run(t, "systemd", "generate", "--name", nameFor(t, "unit"), "base", "--net", "bridge", "-p", fmt.Sprintf("%d:8000", held), "--", "sh")
+		expect(t, "systemd generate", code, 0, stdout, stderr)
+		if !strings.Contains(stdout, "--net bridge") || !strings.Contains(stdout, fmt.Sprintf("-p %d:8000", held)) {
+			t.Errorf("the unit does not carry --net bridge -p %d:8000:\n%s", held, stdout)
 		}
 	})
 }

@@ -2,6 +2,8 @@ package network
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,11 +66,36 @@ type record struct {
 	Aliases   []string        `json:"aliases,omitempty"`
 	Conflist  json.RawMessage `json:"conflist"`
 	Created   time.Time       `json:"created"`
+	// CNIID is the container ID CNI knows the sandbox by.
+	CNIID string `json:"cni_id"`
+	// Attached is set once CNI ADD has completed. Until then a plugin a
+	// killed sbxrun started may still be running: GC leaves such a record
+	// alone for addGrace.
+	Attached bool `json:"attached"`
 }
 
-// cniID is the container ID CNI sees: unique across containerd
-// namespaces (portmap's chains and host-local's files are named by it).
-func (r *record) cniID() string { return r.Namespace + "-" + r.ID }
+// addGrace is how long GC waits before it undoes an attachment whose
+// CNI ADD never completed: long enough for a plugin whose sbxrun was
+// killed to finish what it was doing.
+const addGrace = 10 * time.Second
+
+// cniID is the container ID CNI sees (recorded as CNIID): unique across
+// state directories and containerd namespaces, since portmap's and the
+// bridge's chains and libcni's result cache (/var/lib/cni/results) are
+// named by it and shared by every CNI user of the host.
+func (r *record) cniID() string {
+	if r.CNIID != "" {
+		return r.CNIID
+	}
+	return r.Namespace + "-" + r.ID
+}
+
+// cniPrefix starts the CNI container IDs of this state directory's
+// containerd namespace ns.
+func (p Paths) cniPrefix(ns string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(p.StateDir)))
+	return "sbx" + hex.EncodeToString(sum[:3]) + "-" + ns + "-"
+}
 
 // Resolve maps a --net value to the network it names: "bridge" is the
 // default network; "host", "none" and "" are not networks (ok false).
@@ -134,7 +161,34 @@ func (p Paths) hasPlugin(t string) bool {
 // NetNSPath, an address on the network's bridge, its published ports, and
 // its /etc/hosts and /etc/resolv.conf. On failure everything it created
 // is removed again. The caller undoes a success with Detach.
-func Attach(ctx context.Context, o AttachOptions) (_ *Attachment, retErr error) {
+func Attach(ctx context.Context, o AttachOptions) (*Attachment, error) {
+	p, err := Begin(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait()
+}
+
+// Pending is an attachment under way: its namespace and files exist (a
+// task may be created in it), CNI ADD is running.
+type Pending struct {
+	done chan struct{}
+	a    *Attachment
+	err  error
+}
+
+// Wait waits until the attachment is complete; on an error everything
+// Begin created is gone again.
+func (pd *Pending) Wait() (*Attachment, error) {
+	<-pd.done
+	return pd.a, pd.err
+}
+
+// Begin is Attach in two steps, so the slowest part overlaps the
+// creation of the task: it returns once the network namespace and the
+// sandbox's /etc/hosts and /etc/resolv.conf exist, and runs CNI ADD in the
+// background; the workload must not start before Wait returns.
+func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 	name, ok := Resolve(o.Network)
 	if !ok {
 		return nil, fmt.Errorf("network %q is not a network to attach to: use bridge or a network name", o.Network)
@@ -144,7 +198,12 @@ func Attach(ctx context.Context, o AttachOptions) (_ *Attachment, retErr error) 
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	n, found, err := p.load(name)
 	if err != nil {
 		return nil, err
@@ -186,7 +245,7 @@ func Attach(ctx context.Context, o AttachOptions) (_ *Attachment, retErr error) 
 			ResolvPath: p.ResolvPath(o.Namespace, o.ID),
 		},
 		Namespace: o.Namespace, ID: o.ID, Name: o.Name, Hostname: o.Hostname, Aliases: o.Aliases,
-		Conflist: n.conflist, Created: time.Now().UTC(),
+		Conflist: n.conflist, Created: time.Now().UTC(), CNIID: p.cniPrefix(o.Namespace) + o.ID,
 	}
 	if len(o.Ports) == 0 {
 		// portmap has nothing to do: one plugin execution less each way.
@@ -212,6 +271,28 @@ func Attach(ctx context.Context, o AttachOptions) (_ *Attachment, retErr error) 
 	if err := newNetNS(r.NetNSPath); err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(r.ResolvPath, resolvConf(), 0o644); err != nil {
+		return nil, fmt.Errorf("writing %q: %w", r.ResolvPath, err)
+	}
+	// Without its own address yet: rewritten in place once ADD gave one.
+	if err := os.WriteFile(r.HostsPath, hostsFile(r, others), 0o644); err != nil {
+		return nil, fmt.Errorf("writing %q: %w", r.HostsPath, err)
+	}
+	pd := &Pending{done: make(chan struct{})}
+	locked = false
+	go func() {
+		defer close(pd.done)
+		defer unlock()
+		pd.a, pd.err = p.add(ctx, r, n, others)
+		if pd.err != nil {
+			_ = p.detach(context.WithoutCancel(ctx), r)
+		}
+	}()
+	return pd, nil
+}
+
+// add runs CNI ADD for r and completes its record and hosts files.
+func (p Paths) add(ctx context.Context, r *record, n *Network, others []*record) (*Attachment, error) {
 	res, err := p.cniAdd(ctx, r)
 	if err != nil {
 		return nil, err
@@ -229,13 +310,11 @@ func Attach(ctx context.Context, o AttachOptions) (_ *Attachment, retErr error) 
 		}
 	}
 	if r.IP == "" {
-		return nil, fmt.Errorf("network %q gave sandbox %q no IPv4 address: check %q", name, o.Name, n.ConfigFile)
+		return nil, fmt.Errorf("network %q gave sandbox %q no IPv4 address: check %q", r.Network, r.Name, n.ConfigFile)
 	}
+	r.Attached = true
 	if err := p.writeRecord(r); err != nil {
 		return nil, err
-	}
-	if err := os.WriteFile(r.ResolvPath, resolvConf(), 0o644); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", r.ResolvPath, err)
 	}
 	if err := p.refreshHosts(append(others, r), r); err != nil {
 		return nil, err
@@ -267,16 +346,21 @@ func Detach(ctx context.Context, p Paths, ns, id string) error {
 
 // detach is Detach under the lock.
 func (p Paths) detach(ctx context.Context, r *record) error {
-	var errs []error
+	// On failure the record and the namespace stay, for gc to try again:
+	// the bridge plugin finds the masquerading rules to remove through
+	// the addresses in the namespace.
+	var unfinished []string
+	if !r.Attached {
+		unfinished = p.allocated(r.cniID())
+	}
 	if err := p.cniDel(ctx, r); err != nil {
-		errs = append(errs, err)
+		return err
+	}
+	if len(unfinished) > 0 {
+		removeFirewallRules(unfinished)
 	}
 	if err := removeNetNS(r.NetNSPath); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		// The record stays: gc tries again.
-		return errors.Join(errs...)
+		return err
 	}
 	_ = os.Remove(r.HostsPath)
 	_ = os.Remove(r.ResolvPath)
@@ -290,8 +374,9 @@ func (p Paths) detach(ctx context.Context, r *record) error {
 }
 
 // GC detaches the sandboxes of containerd namespace ns that no longer
-// exist (exists reports false), removes network namespaces nothing
-// records, and address allocations of no recorded sandbox. It returns the
+// exist (exists reports false; one whose CNI ADD never completed only
+// after addGrace), removes network namespaces nothing records, and
+// address allocations of no recorded sandbox. It returns the
 // names of the sandboxes it detached.
 func GC(ctx context.Context, p Paths, ns string, exists func(id string) bool) ([]string, error) {
 	if _, err := os.Stat(p.StateDir); errors.Is(err, fs.ErrNotExist) {
@@ -311,7 +396,7 @@ func GC(ctx context.Context, p Paths, ns string, exists func(id string) bool) ([
 	live := map[string]bool{}
 	netns := map[string]bool{}
 	for _, r := range recs {
-		if r.Namespace == ns && !exists(r.ID) {
+		if r.Namespace == ns && !exists(r.ID) && (r.Attached || time.Since(r.Created) > addGrace) {
 			if err := p.detach(ctx, r); err != nil {
 				errs = append(errs, fmt.Errorf("detaching %s/%s: %w", r.Namespace, r.Name, err))
 				live[r.cniID()] = true
@@ -348,7 +433,7 @@ func GC(ctx context.Context, p Paths, ns string, exists func(id string) bool) ([
 			continue
 		}
 		owner := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
-		if strings.HasPrefix(owner, ns+"-") && !live[owner] {
+		if strings.HasPrefix(owner, p.cniPrefix(ns)) && !live[owner] {
 			_ = os.Remove(f)
 		}
 	}
@@ -458,7 +543,7 @@ func (p Paths) cniAdd(ctx context.Context, r *record) (*gocni.Result, error) {
 }
 
 func (p Paths) cniDel(ctx context.Context, r *record) error {
-	if len(r.Conflist) == 0 {
+	if len(r.Conflist) == 0 || string(r.Conflist) == "null" {
 		return nil
 	}
 	c, err := p.cni(r.Conflist)
@@ -466,8 +551,9 @@ func (p Paths) cniDel(ctx context.Context, r *record) error {
 		return err
 	}
 	path := r.NetNSPath
-	if _, err := os.Stat(path); err != nil {
-		// Plugins release addresses and rules without the namespace.
+	if !isNetNS(path) {
+		// Missing, or a file a run killed before the mount left: plugins
+		// release addresses and rules without the namespace.
 		path = ""
 	}
 	if err := c.Remove(ctx, r.cniID(), path, gocni.WithCapabilityPortMap(portMappings(r.Ports))); err != nil {
@@ -500,4 +586,20 @@ func withoutPlugin(conflist []byte, typ string) []byte {
 		return conflist
 	}
 	return b
+}
+
+// allocated are the addresses host-local holds for CNI container id.
+func (p Paths) allocated(id string) []string {
+	var out []string
+	files, _ := filepath.Glob(filepath.Join(p.ipamDir(), "*", "*"))
+	for _, f := range files {
+		if _, err := netip.ParseAddr(filepath.Base(f)); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err == nil && strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]) == id {
+			out = append(out, filepath.Base(f))
+		}
+	}
+	return out
 }

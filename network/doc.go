@@ -10,15 +10,19 @@
 //	                   by another sandbox, bindable) -> Ports in the spec labels
 //	                   NetNSPath, HostsPath, ResolvPath -> oci.Sandbox
 //	runtime.Run        container created ->
-//	Attach             lock -> network config (the default one is created
+//	Begin              lock -> network config (the default one is created
 //	                   on first use) -> record (owner of what follows) ->
-//	                   named netns (unshare + bind mount, lo up, sysctls) ->
-//	                   CNI ADD (bridge + host-local, portmap, firewall) ->
-//	                   /etc/hosts and /etc/resolv.conf of the sandbox ->
-//	                   hosts files of the network's other members refreshed
-//	                   task created in that netns ... task ends
-//	Detach             CNI DEL with the config ADD used -> netns unmounted ->
-//	                   record and files removed -> members refreshed
+//	                   firewall guards -> named netns (unshare + bind mount,
+//	                   lo up, ping_group_range) -> /etc/resolv.conf and
+//	                   /etc/hosts of the sandbox -> CNI ADD in the background
+//	                   (bridge + host-local, portmap when ports, firewall)
+//	                   task created in that netns, meanwhile
+//	Pending.Wait       ADD done -> record completed -> hosts files of the
+//	                   network's members rewritten in place; the task starts
+//	                   ... the workload exits
+//	Detach             CNI DEL with the config ADD used (while the task is
+//	                   deleted) -> netns unmounted -> record and files
+//	                   removed -> members refreshed
 //
 // State (Paths): network configs are CNI conflists, ConfDir/NAME.conflist,
 // that users may edit or add; everything sbxrun creates per sandbox lives

@@ -101,3 +101,18 @@ func removeGuards(bridge string) error {
 	}
 	return nil
 }
+
+// removeFirewallRules removes the firewall plugin's rules for addresses
+// whose CNI ADD was interrupted (a killed sbxrun): libcni caches ADD's
+// result only once the whole list succeeded, and without it the plugin's
+// DEL does not know which addresses it allowed.
+func removeFirewallRules(ips []string) {
+	for _, ip := range ips {
+		for _, rule := range [][]string{
+			{"-d", ip + "/32", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
+			{"-s", ip + "/32", "-j", "ACCEPT"},
+		} {
+			_, _ = iptablesCmd(nil, "iptables", append([]string{"-w", "-t", "filter", "-D", "CNI-FORWARD"}, rule...)...)
+		}
+	}
+}

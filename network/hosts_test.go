@@ -39,3 +39,16 @@ func TestResolvConf(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckAlias(t *testing.T) {
+	for _, ok := range []string{"web", "db.internal", "a_b-1", strings.Repeat("a", 63)} {
+		if err := CheckAlias(ok); err != nil {
+			t.Errorf("CheckAlias(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-x", "a b", "x\n10.0.0.1 evil", strings.Repeat("a", 64), "a/b"} {
+		if err := CheckAlias(bad); err == nil || !strings.Contains(err.Error(), "invalid --network-alias") {
+			t.Errorf("CheckAlias(%q) = %v", bad, err)
+		}
+	}
+}

@@ -97,3 +97,9 @@ func deleteLink(name string) error {
 	}
 	return netlink.LinkDel(l)
 }
+
+// isNetNS reports whether path is a mounted network namespace (nsfs).
+func isNetNS(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}

@@ -113,6 +113,17 @@ func CheckName(name string) error {
 	return nil
 }
 
+var aliasRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,62})$`)
+
+// CheckAlias accepts a --network-alias: a host name (letters, digits,
+// '_', '.' and '-', at most 63), as it goes into /etc/hosts.
+func CheckAlias(a string) error {
+	if !aliasRE.MatchString(a) {
+		return fmt.Errorf("invalid --network-alias %q: use a host name of letters, digits, '_', '.' and '-' (at most 63, starting with a letter or digit)", a)
+	}
+	return nil
+}
+
 // lock takes sbxrun's network lock: attach, detach and network changes
 // are one at a time per state directory.
 func (p Paths) lock() (func(), error) {

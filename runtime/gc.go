@@ -39,9 +39,12 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	if n > 0 {
 		fmt.Fprintf(out, "removed %d lease(s) of killed runs\n", n)
 	}
-	shims, serr := reapShimsLocked(ctx, c, g.stateDir(), addr, "")
+	shims, runcs, serr := reapShimsLocked(ctx, c, g.stateDir(), addr)
 	for _, id := range shims {
 		fmt.Fprintf(out, "stopped the orphaned shim of %s\n", id)
+	}
+	for _, id := range runcs {
+		fmt.Fprintf(out, "removed the unmanaged runc container %s\n", id)
 	}
 	staged, merr := collectStaged(g.stateDir())
 	if staged > 0 {
@@ -54,15 +57,19 @@ func GC(ctx context.Context, g *Global, out io.Writer) error {
 	return errors.Join(err, lerr, serr, merr, nerr)
 }
 
-// reapShimsLocked is reapShims under the namespace lock, so a run that
-// replaces an orphan of the same name is never judged half-way.
-func reapShimsLocked(ctx context.Context, c *client.Client, stateDir, address, id string) ([]string, error) {
+// reapShimsLocked stops the orphaned shims and deletes the unmanaged runc
+// containers of the namespace (reapShims, reapRunc) under the namespace
+// lock, so a run that replaces an orphan of the same name is never judged
+// half-way.
+func reapShimsLocked(ctx context.Context, c *client.Client, stateDir, address string) (shims, runcs []string, err error) {
 	unlock, err := lockNamespace(ctx, stateDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unlock()
-	return reapShims(ctx, c, mustNamespace(ctx), id, address)
+	shims, err = reapShims(ctx, c, mustNamespace(ctx), "", address)
+	runcs, rerr := reapRunc(ctx, c, mustNamespace(ctx))
+	return shims, runcs, errors.Join(err, rerr)
 }
 
 // collect removes orphaned sbxrun containers in the client's namespace and
@@ -323,6 +330,7 @@ func collectMarked(ctx context.Context, c *client.Client, stateDir, address, ski
 		if err != nil {
 			continue
 		}
+		removeFIFOs(id)
 		_ = os.Remove(p)
 		if gone {
 			removed = append(removed, id)

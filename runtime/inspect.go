@@ -214,6 +214,9 @@ type Inspection struct {
 	Profile string          `json:"Profile"`
 	State   InspectionState `json:"State"`
 	Config  InspectionConf  `json:"Config"`
+	// NetworkSettings is Docker's .NetworkSettings, for a sandbox on a CNI
+	// network.
+	NetworkSettings *InspectionNet `json:"NetworkSettings,omitempty"`
 	// Spec is the OCI runtime spec the sandbox runs with.
 	Spec json.RawMessage `json:"Spec,omitempty"`
 }
@@ -257,6 +260,7 @@ func Inspect(ctx context.Context, g *Global, names []string, w io.Writer) error 
 			errs = append(errs, err)
 			continue
 		}
+		in.NetworkSettings = g.networkSettings(in.ID)
 		out = append(out, in)
 	}
 	enc := json.NewEncoder(w)

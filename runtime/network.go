@@ -49,9 +49,19 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 	if len(o.NetworkAliases) > 0 && name == network.DefaultNetwork {
 		return fmt.Errorf("--network-alias needs a named network, and the default one has no names: add --net NAME (`sbxrun network create NAME`)")
 	}
+	for _, a := range o.NetworkAliases {
+		if err := network.CheckAlias(a); err != nil {
+			return err
+		}
+	}
 	paths := o.netPaths()
 	if err := network.Check(paths, name); err != nil {
 		return err
+	}
+	if len(o.Publish) > 0 {
+		if n, _, err := network.Inspect(paths, name); err == nil && n.Internal {
+			return fmt.Errorf("network %q is internal: it publishes no ports; drop -p, or use a network with a route out", name)
+		}
 	}
 	var pubs []network.Publish
 	for _, s := range o.Publish {
@@ -61,11 +71,15 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 		}
 		pubs = append(pubs, pub)
 	}
-	ports, err := network.ResolvePorts(paths, pubs)
-	if err != nil {
-		return err
+	// `sbxrun spec` and unit generation check the syntax only: a unit
+	// regenerated for its running service must not find its own port taken.
+	if !o.readOnlyHost {
+		ports, err := network.ResolvePorts(paths, pubs)
+		if err != nil {
+			return err
+		}
+		o.ports = ports
 	}
-	o.ports = ports
 	ns := o.namespace()
 	sb.NetNSPath = paths.NetNSPath(ns, sb.ID)
 	sb.HostsFile = paths.HostsPath(ns, sb.ID)
@@ -101,26 +115,39 @@ func (o *RunOptions) networkLabels(sb *oci.Sandbox, l map[string]string) {
 // unless the sandbox outlives it (kept or detached), when `sbxrun rm` or
 // `sbxrun gc` detaches it. A nil netHold (host, none) does nothing.
 type netHold struct {
-	paths  network.Paths
-	ns, id string
-	kept   bool
+	paths    network.Paths
+	ns, id   string
+	pending  *network.Pending
+	kept     bool
+	detached chan struct{}
 }
 
-// attachNetwork attaches the created container to its CNI network
-// before its task starts.
+// attachNetwork starts attaching the created container to its CNI network:
+// the namespace exists when it returns, so the task can be created while
+// CNI ADD runs; ready waits for ADD before the workload starts.
 func (o *RunOptions) attachNetwork(ctx context.Context, sb *oci.Sandbox) (*netHold, error) {
 	if _, ok := network.Resolve(sb.Network); !ok {
 		return nil, nil
 	}
 	h := &netHold{paths: o.netPaths(), ns: o.namespace(), id: sb.ID}
-	_, err := network.Attach(ctx, network.AttachOptions{
+	pd, err := network.Begin(ctx, network.AttachOptions{
 		Paths: h.paths, Network: sb.Network, Namespace: h.ns, ID: sb.ID,
 		Name: o.Name, Hostname: sb.Hostname, Aliases: o.NetworkAliases, Ports: o.ports,
 	})
 	if err != nil {
 		return nil, err
 	}
+	h.pending = pd
 	return h, nil
+}
+
+// ready waits until the sandbox's network is complete.
+func (h *netHold) ready() error {
+	if h == nil {
+		return nil
+	}
+	_, err := h.pending.Wait()
+	return err
 }
 
 // keep leaves the network to the sandbox that outlives this run.
@@ -130,11 +157,33 @@ func (h *netHold) keep() {
 	}
 }
 
-// release detaches unless kept.
+// detachSoon starts detaching once the workload has exited, so CNI DEL
+// runs while the task and container are deleted; release waits for it.
+func (h *netHold) detachSoon() {
+	if h == nil || h.kept || h.detached != nil {
+		return
+	}
+	h.detached = make(chan struct{})
+	go func() {
+		defer close(h.detached)
+		h.detach()
+	}()
+}
+
+// release detaches unless kept, or waits for detachSoon's detach.
 func (h *netHold) release() {
 	if h == nil || h.kept {
 		return
 	}
+	if h.detached != nil {
+		<-h.detached
+		return
+	}
+	h.detach()
+}
+
+func (h *netHold) detach() {
+	_, _ = h.pending.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = network.Detach(ctx, h.paths, h.ns, h.id)
@@ -164,12 +213,12 @@ func gcNetworks(ctx context.Context, c *client.Client, g *Global) ([]string, err
 func Port(ctx context.Context, g *Global, name, private string, w io.Writer) error {
 	c, ctx, ctr, err := g.load(ctx, name)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	labels, err := ctr.Labels(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	ports := network.ParsePorts(labels[LabelPorts])
 	if private == "" {
@@ -184,7 +233,7 @@ func Port(ctx context.Context, g *Global, name, private string, w io.Writer) err
 	}
 	n, err := strconv.Atoi(num)
 	if err != nil || (proto != "tcp" && proto != "udp") {
-		return withCode(ExitFailed, fmt.Errorf("invalid port %q: use PORT or PORT/tcp|udp", private))
+		return fmt.Errorf("invalid port %q: use PORT or PORT/tcp|udp", private)
 	}
 	found := false
 	for _, p := range ports {
@@ -194,9 +243,29 @@ func Port(ctx context.Context, g *Global, name, private string, w io.Writer) err
 		}
 	}
 	if !found {
-		return withCode(ExitFailed, fmt.Errorf("sandbox %q does not publish %d/%s: `sbxrun port %s` lists what it publishes", name, n, proto, name))
+		return fmt.Errorf("sandbox %q does not publish %d/%s: `sbxrun port %s` lists what it publishes", name, n, proto, name)
 	}
 	return nil
+}
+
+// InspectionNet is Docker's .NetworkSettings of `sbxrun inspect`: where the
+// sandbox is on its network.
+type InspectionNet struct {
+	Network    string         `json:"Network"`
+	IPAddress  string         `json:"IPAddress"`
+	Gateway    string         `json:"Gateway"`
+	MacAddress string         `json:"MacAddress"`
+	SandboxKey string         `json:"SandboxKey"`
+	Ports      []network.Port `json:"Ports"`
+}
+
+// networkSettings is the network of sandbox id, nil when it has none.
+func (g *Global) networkSettings(id string) *InspectionNet {
+	a, err := network.Lookup(g.netPaths(), g.namespace(), id)
+	if err != nil || a == nil {
+		return nil
+	}
+	return &InspectionNet{Network: a.Network, IPAddress: a.IP, Gateway: a.Gateway, MacAddress: a.MAC, SandboxKey: a.NetNSPath, Ports: a.Ports}
 }
 
 // NetworkOptions are the settings of the `sbxrun network` commands.
@@ -212,11 +281,11 @@ type NetworkOptions struct {
 // CreateNetwork creates a named network.
 func CreateNetwork(o NetworkOptions) (*network.Network, error) {
 	if rootless.Active() {
-		return nil, withCode(ExitFailed, errors.New("networks are not supported by rootless sbxrun yet: use --net host or --net none"))
+		return nil, errors.New("networks are not supported by rootless sbxrun yet: use --net host or --net none")
 	}
 	n, err := network.Create(network.CreateOptions{Paths: o.netPaths(), Name: o.Name, Subnet: o.Subnet, Internal: o.Internal})
 	if err != nil {
-		return nil, withCode(ExitFailed, err)
+		return nil, err
 	}
 	return n, nil
 }
@@ -225,7 +294,7 @@ func CreateNetwork(o NetworkOptions) (*network.Network, error) {
 func ListNetworks(o NetworkOptions) ([]*network.Network, error) {
 	l, err := network.List(o.netPaths())
 	if err != nil {
-		return nil, withCode(ExitFailed, err)
+		return nil, err
 	}
 	return l, nil
 }
@@ -234,7 +303,7 @@ func ListNetworks(o NetworkOptions) ([]*network.Network, error) {
 func InspectNetwork(o NetworkOptions) (*network.Network, []byte, error) {
 	n, conf, err := network.Inspect(o.netPaths(), o.Name)
 	if err != nil {
-		return nil, nil, withCode(ExitFailed, err)
+		return nil, nil, err
 	}
 	return n, conf, nil
 }
@@ -242,7 +311,7 @@ func InspectNetwork(o NetworkOptions) (*network.Network, []byte, error) {
 // RemoveNetwork removes a network no sandbox is attached to.
 func RemoveNetwork(o NetworkOptions) error {
 	if err := network.Remove(o.netPaths(), o.Name); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	return nil
 }
@@ -252,7 +321,7 @@ func RemoveNetwork(o NetworkOptions) error {
 func PruneNetworks(o NetworkOptions) ([]string, error) {
 	removed, err := network.Prune(o.netPaths())
 	if err != nil {
-		return removed, withCode(ExitFailed, err)
+		return removed, err
 	}
 	return removed, nil
 }

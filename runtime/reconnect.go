@@ -67,6 +67,44 @@ func rewait(ctx context.Context, c *client.Client, task client.Task, address, id
 	}
 }
 
+// startedAcrossRestart reports whether a task whose Start failed with err
+// runs anyway: containerd went away while it started the task (the
+// workload may already run), came back within reconnectTimeout, and the
+// task is past Created. The run then goes on to wait on it.
+func startedAcrossRestart(ctx context.Context, c *client.Client, task client.Task, address string, err error) bool {
+	if !lostConnection(err) {
+		return false
+	}
+	address = strings.TrimPrefix(address, "unix://")
+	deadline := time.Now().Add(reconnectTimeout())
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if _, err := os.Stat(address); err == nil && c.Reconnect() == nil {
+			hctx, cancel := context.WithTimeout(ctx, time.Second)
+			serving, _ := c.IsServing(hctx)
+			cancel()
+			if serving {
+				st, err := task.Status(ctx)
+				return err == nil && st.Status != client.Created && st.Status != client.Unknown
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 2*time.Second)
+	}
+	return false
+}
+
+// lostConnection reports whether err is the connection to containerd
+// breaking rather than an answer from it.
+func lostConnection(err error) bool {
+	err = errgrpc.ToNative(err)
+	return errdefs.IsUnavailable(err) || strings.Contains(err.Error(), "error reading from server") ||
+		strings.Contains(err.Error(), "connection reset")
+}
+
 // waitOnce waits on task and returns its exit status, or why the wait
 // failed.
 func waitOnce(ctx context.Context, task client.Task) (client.ExitStatus, error) {

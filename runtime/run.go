@@ -517,7 +517,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		removeContainer()
 		return fail(err)
 	}
-	defer netw.release()
+	defer func() { netw.release(); tr.mark("network gone") }()
 
 	// I/O.
 	var (
@@ -602,10 +602,16 @@ func Run(ctx context.Context, o *RunOptions) error {
 		removeContainer()
 		return fail(ctx.Err())
 	}
+	if err := netw.ready(); err != nil {
+		deleteTask()
+		removeContainer()
+		return fail(err)
+	}
+	tr.mark("network ready")
 	if con != nil {
 		resize(ctx, task, con)
 	}
-	if err := task.Start(ctx); err != nil {
+	if err := task.Start(ctx); err != nil && !startedAcrossRestart(context.WithoutCancel(ctx), c, task, ResolveAddress(o.Address), err) {
 		deleteTask()
 		removeContainer()
 		if s := router.earlySignal(); s != 0 {
@@ -623,6 +629,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 		_ = task.IO().Close()
 		netw.keep()
 		fmt.Fprintln(o.Stdout, o.Name)
+		if len(o.ports) > 0 {
+			fmt.Fprintf(o.Stderr, "sbxrun: %s publishes %s\n", o.Name, network.FormatPorts(o.ports))
+		}
 		return nil
 	}
 
@@ -634,10 +643,14 @@ func Run(ctx context.Context, o *RunOptions) error {
 			if con != nil {
 				_ = con.Reset()
 			}
+			netw.keep() // the workload may still run: gc detaches it with its sandbox
 			return withCode(ExitFailed, err)
 		}
 	}
 	tr.mark("exit")
+	if o.Remove {
+		netw.detachSoon()
+	}
 	drainIO(task)
 	code, _, err := st.Result()
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	shimapi "github.com/containerd/containerd/api/runtime/task/v2"
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/ttrpc"
@@ -62,7 +65,8 @@ func sameAddress(a, b string) bool {
 }
 
 // readShim returns the shim running as pid when it serves namespace ns of
-// the daemon at address (and, when id is not empty, task id).
+// the daemon at address (any daemon when address is empty) and, when id is
+// not empty, task id.
 func readShim(pid int, ns, id, address string) (shimProc, bool) {
 	start := procStart(pid)
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
@@ -84,7 +88,7 @@ func readShim(pid int, ns, id, address string) (shimProc, bool) {
 			s.address = args[i+1]
 		}
 	}
-	if s.ns != ns || s.id == "" || (id != "" && s.id != id) || !sameAddress(s.address, address) {
+	if s.ns != ns || s.id == "" || (id != "" && s.id != id) || (address != "" && !sameAddress(s.address, address)) {
 		return shimProc{}, false
 	}
 	return s, true
@@ -170,6 +174,7 @@ func reapShims(ctx context.Context, c *client.Client, ns, id, address string) ([
 			errs = append(errs, err)
 			continue
 		}
+		removeFIFOs(s.id)
 		reaped = append(reaped, s.id)
 	}
 	return reaped, errors.Join(errs...)
@@ -183,6 +188,19 @@ func reapShims(ctx context.Context, c *client.Client, ns, id, address string) ([
 func stopShim(ctx context.Context, s shimProc) error {
 	sock := s.socket()
 	bundle, _ := os.Readlink("/proc/" + strconv.Itoa(s.pid) + "/cwd")
+	// containerd may still hold the shim: its create for the dead client
+	// hangs where the shim opens the client's stdio FIFOs, which nobody
+	// reads any more. Opening them lets it go on; containerd then ends it
+	// itself, or the shim answers below.
+	held := connected(sock)
+	if held {
+		fifos := releaseFIFOs(s.id)
+		defer closeAll(fifos)
+		if waitGone(s, time.Second) {
+			settleBundle(bundle, s)
+			return nil
+		}
+	}
 	if conn, err := net.DialTimeout("unix", sock, 2*time.Second); err == nil {
 		tc := ttrpc.NewClient(conn)
 		api := shimapi.NewTTRPCTaskClient(tc)
@@ -208,8 +226,87 @@ func stopShim(ctx context.Context, s shimProc) error {
 		}
 	}
 	_ = os.Remove(sock)
-	removeBundle(bundle, s)
+	if held {
+		settleBundle(bundle, s)
+	} else {
+		removeBundle(bundle, s)
+	}
 	return nil
+}
+
+// fifoDir is where containerd's client creates a task's stdio FIFOs
+// (cio.NewCreator: DIR/RANDOM/ID-stdin, -stdout, -stderr).
+const fifoDir = "/run/containerd/fifo"
+
+// fifoAge is how old a killed run's FIFO directory must be before gc
+// removes it.
+const fifoAge = 2 * time.Second
+
+// releaseFIFOs opens the stdio FIFOs a killed client left for task id, so
+// that a shim blocked opening them goes on. O_RDWR never blocks on a FIFO.
+func releaseFIFOs(id string) []*os.File {
+	var out []*os.File
+	for _, kind := range []string{"stdin", "stdout", "stderr"} {
+		matches, _ := filepath.Glob(filepath.Join(fifoDir, "*", id+"-"+kind))
+		for _, m := range matches {
+			if fi, err := os.Lstat(m); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+				continue
+			}
+			if f, err := os.OpenFile(m, os.O_RDWR|syscall.O_NONBLOCK, 0); err == nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// removeFIFOs removes the FIFO directories a killed client left for task
+// id: directories under fifoDir holding nothing but id's FIFOs, made more
+// than fifoAge ago (a live run opens its FIFOs at once, and an open FIFO
+// needs no name).
+func removeFIFOs(id string) {
+	dirs, _ := filepath.Glob(filepath.Join(fifoDir, "*"))
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil || len(entries) == 0 {
+			continue
+		}
+		mine := true
+		for _, e := range entries {
+			name, ok := strings.CutPrefix(e.Name(), id+"-")
+			if !ok || (name != "stdin" && name != "stdout" && name != "stderr") || e.Type()&fs.ModeNamedPipe == 0 {
+				mine = false
+				break
+			}
+		}
+		if fi, err := os.Stat(d); mine && err == nil && time.Since(fi.ModTime()) > fifoAge {
+			_ = os.RemoveAll(d)
+		}
+	}
+}
+
+// settleBundle waits for containerd's own cleanup of a shim it held (it
+// notices the shim's exit and deletes the bundle), then removes what that
+// cleanup could not: containerd 1.6 gives up on a bundle whose runc
+// container was never created.
+func settleBundle(bundle string, s shimProc) {
+	if bundle == "" || strings.HasSuffix(bundle, " (deleted)") {
+		return
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(bundle); os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	removeBundle(bundle, s)
 }
 
 // waitGone waits up to d for the shim's process to exit.
@@ -259,6 +356,24 @@ func removeBundle(bundle string, s shimProc) {
 	_ = os.RemoveAll(bundle)
 }
 
+// connected reports whether a client is connected to the unix socket at
+// path: /proc/net/unix lists each accepted connection with the listening
+// socket's path, in state 03 (SS_CONNECTED). It says false when it cannot
+// tell, and then the other checks decide.
+func connected(path string) bool {
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// Num RefCount Protocol Flags Type St Inode Path
+		if f := strings.Fields(line); len(f) == 8 && f[7] == path && f[5] == "03" {
+			return true
+		}
+	}
+	return false
+}
+
 // mounted reports whether something is mounted at p.
 func mounted(p string) bool {
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -271,4 +386,50 @@ func mounted(p string) bool {
 		}
 	}
 	return false
+}
+
+// runcRoot is where the runc shim of containerd keeps runc's state, one
+// directory per namespace.
+const runcRoot = "/run/containerd/runc"
+
+// reapRunc deletes the runc containers of namespace ns that nothing
+// manages any more: no shim of that namespace and id runs (for any
+// daemon), containerd has no task of the id, and the sandbox is gone or
+// its owner dead. A shim that died holding a created container leaves its
+// `runc init` waiting forever, with the sandbox's rootfs mounted in its
+// mount namespace. It returns the ids it deleted.
+func reapRunc(ctx context.Context, c *client.Client, ns string) ([]string, error) {
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		return nil, nil
+	}
+	root := filepath.Join(runcRoot, ns)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, nil
+	}
+	var reaped []string
+	var errs []error
+	for _, e := range entries {
+		id := e.Name()
+		if !e.IsDir() || identifiers.Validate(id) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, id, "state.json")); err != nil {
+			continue
+		}
+		if len(findShims(ns, id, "")) > 0 {
+			continue
+		}
+		orphan, err := orphanShim(ctx, c, shimProc{ns: ns, id: id})
+		if err != nil || !orphan {
+			continue
+		}
+		if out, err := exec.CommandContext(ctx, runc, "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the unmanaged runc container %q: %w: %s", id, err, strings.TrimSpace(string(out))))
+			continue
+		}
+		reaped = append(reaped, id)
+	}
+	return reaped, errors.Join(errs...)
 }

@@ -44,7 +44,7 @@ func newApp() *cli.App {
 			runCommand(), specCommand(), psCommand(), logsCommand(), stopCommand(), killCommand(), rmCommand(), waitCommand(), inspectCommand(),
 			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
 			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(), trustCommand(),
-			networkCommand(), portCommand(), misplacedHookCommand(),
+			networkCommand(), portCommand(), doctorCommand(), completeCommand(), generateCommand(), misplacedHookCommand(),
 		},
 	}
 }
@@ -594,29 +594,6 @@ func versionCommand() *cli.Command {
 			}
 			fmt.Printf("containerd %s\n", v)
 			return nil
-		},
-	}
-}
-
-const bashCompletion = `_sbxrun() {
-    local cur opts
-    cur="${COMP_WORDS[COMP_CWORD]}"
-    opts=$("${COMP_WORDS[@]:0:$COMP_CWORD}" --generate-bash-completion 2>/dev/null)
-    COMPREPLY=($(compgen -W "${opts}" -- "${cur}"))
-}
-complete -o default -F _sbxrun sbxrun
-`
-
-func completionCommand() *cli.Command {
-	return &cli.Command{
-		Name: "completion", Usage: "print a shell completion script (bash)", ArgsUsage: "bash", OnUsageError: usageError,
-		Action: func(c *cli.Context) error {
-			switch c.Args().First() {
-			case "", "bash":
-				fmt.Print(bashCompletion)
-				return nil
-			}
-			return failf("completion for %q is not available: use `sbxrun completion bash`", c.Args().First())
 		},
 	}
 }

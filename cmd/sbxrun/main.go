@@ -25,8 +25,8 @@ func main() {
 	}
 	// A non-root user with a rootless containerd continues inside its
 	// namespaces (the process is replaced); rootless commands themselves
-	// manage that daemon from outside.
-	if len(os.Args) < 2 || os.Args[1] != "rootless" {
+	// manage that daemon from outside, and doctor checks the host from there.
+	if (len(os.Args) < 2 || os.Args[1] != "rootless") && !checksHost(os.Args) {
 		if err := rootless.Enter(os.Args, runtime.ResolveCDISpecDirs); err != nil {
 			fmt.Fprintln(os.Stderr, "sbxrun: "+err.Error())
 			os.Exit(runtime.ExitFailed)
