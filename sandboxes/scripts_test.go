@@ -25,12 +25,14 @@ state=$FAKE_STATE
 case $1 in
 serve)
 	echo serve-start >>"$state/log"
+	# The trap is set before the server looks up: a TERM that follows at once
+	# must find it (under load the gap was enough to lose serve-term).
+	trap 'rm -f "$state/up"; echo serve-term >>"$state/log"; exit 0' TERM
 	case ${FAKE_SERVE:-} in
 	crash) echo "Error: listen tcp 127.0.0.1:11434: bind: address already in use"; exit 1 ;;
 	hang) ;;
 	*) touch "$state/up" ;;
 	esac
-	trap 'rm -f "$state/up"; echo serve-term >>"$state/log"; exit 0' TERM
 	echo "serving"
 	while :; do sleep 0.05; done
 	;;
