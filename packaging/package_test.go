@@ -90,11 +90,11 @@ sbxrun completion zsh >/dev/null; echo $? >completion.rc`
 		return strings.TrimSpace(string(b))
 	}
 	// No containerd runs in the root: version prints sbxrun's own version,
-	// then fails to reach the daemon with its fix.
+	// exits 0 and says on stderr that the daemon is not reachable.
 	if v := result("version.out"); !strings.HasPrefix(v, "sbxrun ") {
 		t.Errorf("sbxrun version printed %q (stderr %q)", v, result("version.err"))
 	}
-	if rc := result("version.rc"); rc != "0" && !strings.Contains(result("version.err"), "containerd") {
+	if rc := result("version.rc"); rc != "0" || !strings.Contains(result("version.err"), "containerd") {
 		t.Errorf("sbxrun version exit %s: %s", rc, result("version.err"))
 	}
 	var doctor []struct{ Name, Status, Detail, Fix string }
