@@ -60,7 +60,7 @@ func rewait(ctx context.Context, c *client.Client, task client.Task, address, id
 			}
 		}
 		if time.Now().After(deadline) {
-			return client.ExitStatus{}, fmt.Errorf("lost containerd at %q while sandbox %s ran, and it did not come back within %v: the sandbox may still run; start containerd (systemctl start containerd), then `sbxrun gc` removes it", address, id, limit)
+			return client.ExitStatus{}, lostDaemon(address, id, limit)
 		}
 		time.Sleep(delay)
 		delay = min(2*delay, 2*time.Second)
@@ -70,13 +70,16 @@ func rewait(ctx context.Context, c *client.Client, task client.Task, address, id
 // startedAcrossRestart reports whether a task whose Start failed with err
 // runs anyway: containerd went away while it started the task (the
 // workload may already run), came back within reconnectTimeout, and the
-// task is past Created. The run then goes on to wait on it.
-func startedAcrossRestart(ctx context.Context, c *client.Client, task client.Task, address string, err error) bool {
+// task is past Created. The run then goes on to wait on it. When
+// containerd stays away, lost is the one line that says so (the sandbox
+// may run; gc collects it once containerd is back).
+func startedAcrossRestart(ctx context.Context, c *client.Client, task client.Task, address, id string, err error) (started bool, lost error) {
 	if !lostConnection(err) {
-		return false
+		return false, nil
 	}
 	address = strings.TrimPrefix(address, "unix://")
-	deadline := time.Now().Add(reconnectTimeout())
+	limit := reconnectTimeout()
+	deadline := time.Now().Add(limit)
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if _, err := os.Stat(address); err == nil && c.Reconnect() == nil {
@@ -85,16 +88,21 @@ func startedAcrossRestart(ctx context.Context, c *client.Client, task client.Tas
 			cancel()
 			if serving {
 				st, err := task.Status(ctx)
-				return err == nil && st.Status != client.Created && st.Status != client.Unknown
+				return err == nil && st.Status != client.Created && st.Status != client.Unknown, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return false
+			return false, withCode(ExitFailed, lostDaemon(address, id, limit))
 		}
 		time.Sleep(delay)
 		delay = min(2*delay, 2*time.Second)
 	}
-	return false
+	return false, nil
+}
+
+// lostDaemon is why a run ended when containerd went away and stayed away.
+func lostDaemon(address, id string, limit time.Duration) error {
+	return fmt.Errorf("lost containerd at %q while sandbox %s ran, and it did not come back within %v: the sandbox may still run; start containerd (systemctl start containerd), then `sbxrun gc` removes it", address, id, limit)
 }
 
 // lostConnection reports whether err is the connection to containerd

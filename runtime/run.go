@@ -572,7 +572,8 @@ func Run(ctx context.Context, o *RunOptions) error {
 		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(tee(out, runLog)), watch.stderr(tee(&pipeWatch{w: o.Stderr, onBreak: kill}, runLog))))
 	}
 
-	task, err := container.NewTask(ctx, ioc)
+	var hio *heldIO
+	task, err := container.NewTask(ctx, holdable(ioc, &hio))
 	pins.release()
 	tr.mark("task")
 	if err != nil {
@@ -611,14 +612,27 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if con != nil {
 		resize(ctx, task, con)
 	}
-	if err := task.Start(ctx); err != nil && !startedAcrossRestart(context.WithoutCancel(ctx), c, task, ResolveAddress(o.Address), err) {
-		deleteTask()
-		removeContainer()
-		if s := router.earlySignal(); s != 0 {
-			return &ExitError{Code: 128 + int(s)}
+	hio.hold()
+	if err := task.Start(ctx); err != nil {
+		started, lost := startedAcrossRestart(context.WithoutCancel(ctx), c, task, ResolveAddress(o.Address), p.sb.ID, err)
+		hio.release(!started)
+		if lost != nil {
+			if con != nil {
+				_ = con.Reset()
+			}
+			netw.keep() // the workload may run: gc detaches it with its sandbox
+			return lost
 		}
-		return classifyStart("starting the sandbox", err)
+		if !started {
+			deleteTask()
+			removeContainer()
+			if s := router.earlySignal(); s != 0 {
+				return &ExitError{Code: 128 + int(s)}
+			}
+			return classifyStart("starting the sandbox", err)
+		}
 	}
+	hio.release(false)
 	tr.mark("start")
 	router.started()
 	if o.OnStarted != nil {
