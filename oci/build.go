@@ -140,6 +140,11 @@ func Build(s *Sandbox, img ocispec.ImageConfig) ([]oci.SpecOpts, error) {
 	if len(s.Annotations) > 0 {
 		opts = append(opts, oci.WithAnnotations(s.Annotations))
 	}
+	if s.Userns != "" {
+		// What --userns chose, for `sbxrun spec` and inspect; the runtime
+		// adds the owner it keeps (keep-id UID:GID) when it runs.
+		opts = append(opts, oci.WithAnnotations(map[string]string{AnnotationUserns: s.Userns}))
+	}
 	if len(s.CDIDevices) > 0 {
 		reg := s.CDI
 		if reg == nil {

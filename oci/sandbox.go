@@ -74,6 +74,11 @@ type Sandbox struct {
 	NetNSPath string
 	// ReadOnly makes the root filesystem read-only.
 	ReadOnly bool
+	// Userns is UsernsKeepID or UsernsHost ("" is host). With keep-id the
+	// runtime stages the bind mounts whose source the workspace's owner
+	// owns as idmapped mounts (the workload's uid and gid shown as that
+	// owner's on the host); the spec records it in AnnotationUserns.
+	Userns string
 	// CapAdd and CapDrop adjust the 14 default capabilities; names with or
 	// without the CAP_ prefix, any case, or "ALL".
 	CapAdd  []string

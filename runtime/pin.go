@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	ctrdoci "github.com/containerd/containerd/v2/pkg/oci"
 	"golang.org/x/sys/unix"
 
 	"github.com/sbxrun/sbxrun/oci"
@@ -19,6 +20,9 @@ import (
 type pinned struct {
 	dir    string
 	mounts []string
+	// keep holds the sources keep-id stages idmapped once the spec says
+	// whose uid the workload has (nil: --userns host, rootless).
+	keep *keepID
 }
 
 // release unmounts the staged sources and removes their directory. runc
@@ -28,6 +32,7 @@ func (p *pinned) release() {
 	if p == nil || p.dir == "" {
 		return
 	}
+	p.keep.close()
 	unstage(p.dir, p.mounts)
 	p.dir, p.mounts = "", nil
 }
@@ -60,7 +65,11 @@ func stageRoot(stateDir string) string { return filepath.Join(stateDir, "mounts"
 // tell the leftovers of a killed run (collectStaged). The caller releases
 // the staged mounts once the task exists.
 func pinMounts(sb *oci.Sandbox, stateDir string) (_ *pinned, retErr error) {
-	p := &pinned{}
+	keep, err := newKeepID(sb)
+	if err != nil {
+		return nil, err
+	}
+	p := &pinned{keep: keep}
 	defer func() {
 		if retErr != nil {
 			p.release()
@@ -83,7 +92,7 @@ func pinMounts(sb *oci.Sandbox, stateDir string) (_ *pinned, retErr error) {
 			}
 			p.dir = dir
 		}
-		target, err := stage(*m, sb, filepath.Join(p.dir, strconv.Itoa(i)))
+		target, err := stage(*m, sb, filepath.Join(p.dir, strconv.Itoa(i)), p.keep)
 		if target != "" {
 			p.mounts = append(p.mounts, target)
 		}
@@ -98,7 +107,7 @@ func pinMounts(sb *oci.Sandbox, stateDir string) (_ *pinned, retErr error) {
 // stage opens m's source, checks what it opened, and bind-mounts it at
 // target (made a private mount, so nothing propagates to or from it). It
 // returns target once something was created there.
-func stage(m oci.Mount, sb *oci.Sandbox, target string) (string, error) {
+func stage(m oci.Mount, sb *oci.Sandbox, target string, keep *keepID) (string, error) {
 	fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", badConfigf("bind mount source %q: %w: create it or fix the path", m.Source, err)
@@ -126,6 +135,9 @@ func stage(m oci.Mount, sb *oci.Sandbox, target string) (string, error) {
 	}
 	if err != nil {
 		return "", fmt.Errorf("staging bind mount source %q: %w", m.Source, err)
+	}
+	if taken, err := keep.take(fd, &st, m.Source, resolved, target); taken || err != nil {
+		return target, err // mounted by keepOwned once the spec is built
 	}
 	if err := unix.Mount(self, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return target, fmt.Errorf("staging bind mount source %q: %w", m.Source, err)
@@ -166,3 +178,12 @@ func collectStaged(stateDir string) (int, error) {
 	}
 	return n, nil
 }
+
+// captureUser is the spec option that records the workload's user for
+// keep-id (a no-op without it); it goes last.
+func (p *pinned) captureUser() ctrdoci.SpecOpts { return p.keep.captureUser() }
+
+// keepOwned stages the sources keep-id holds, idmapped to the workload's
+// user, once the container (and so its spec) exists. warn is a line to
+// show when a filesystem cannot be idmapped.
+func (p *pinned) keepOwned() (warn string, err error) { return p.keep.mount() }

@@ -236,6 +236,9 @@ func (o *RunOptions) validate() (*prepared, error) {
 	if err := o.hostFiles(sb); err != nil {
 		return nil, err
 	}
+	if sb.Userns == oci.UsernsKeepID && rootless.Active() {
+		sb.Userns = oci.UsernsHost // the namespace's root is the user already
+	}
 	// Bad input creates nothing: with caches still to create, validate
 	// everything but their existence first, then create them; warnings wait
 	// until the run is known to go ahead.
@@ -243,9 +246,16 @@ func (o *RunOptions) validate() (*prepared, error) {
 		if err := withoutMounts(sb, create).Validate(); err != nil {
 			return nil, err
 		}
+		var missing []string
+		for _, d := range create {
+			if _, err := os.Lstat(d); err != nil {
+				missing = append(missing, d)
+			}
+		}
 		if err := profiles.CreateDirs(sb, create); err != nil {
 			return nil, err
 		}
+		giveCreated(sb, missing)
 	}
 	if err := sb.Validate(); err != nil {
 		return nil, err
@@ -491,6 +501,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return fail(err)
 	}
+	opts = append(opts, pins.captureUser())
 	cleanupCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	}
@@ -508,6 +519,12 @@ func Run(ctx context.Context, o *RunOptions) error {
 		defer done()
 		_ = container.Delete(cctx, client.WithSnapshotCleanup)
 		mark.remove()
+	}
+	if warn, err := pins.keepOwned(); err != nil {
+		removeContainer()
+		return fail(err)
+	} else if warn != "" {
+		fmt.Fprintf(o.Stderr, "sbxrun: warning: %s\n", warn)
 	}
 	// The network namespace exists before the task does; it goes when the
 	// run ends, unless the sandbox outlives the run.

@@ -112,6 +112,7 @@ var runFlags = []cli.Flag{
 	&cli.StringFlag{Name: "entrypoint", Usage: "replace the image's entrypoint (\"\" clears it)"},
 	&cli.StringFlag{Name: "hostname", Usage: "sandbox hostname"},
 	&cli.BoolFlag{Name: "read-only", Usage: "mount the root filesystem read-only"},
+	&cli.StringFlag{Name: "userns", Usage: "keep-id (the default: what the sandbox writes to your workspace and caches is yours on the host) or host (the image's user as is)"},
 	&cli.StringSliceFlag{Name: "cap-add", Usage: "add a capability"},
 	&cli.StringSliceFlag{Name: "cap-drop", Usage: "drop a capability (ALL for all)"},
 	&cli.StringSliceFlag{Name: "security-opt", Usage: "no-new-privileges[=false], seccomp=unconfined|FILE, apparmor=unconfined|PROFILE"},
@@ -186,6 +187,7 @@ func flagLayer(c *cli.Context) (*profiles.Profile, error) {
 	p.MemorySwap = str("memory-swap")
 	p.ShmSize = str("shm-size")
 	p.Network = str("net")
+	p.Userns = str("userns")
 	p.Pull = str("pull")
 	p.Hostname = str("hostname")
 	p.StopSignal = str("stop-signal")

@@ -212,6 +212,8 @@ func rootfs(busyboxPath string, symlinks []string) ([]byte, error) {
 		{"etc/", 0o755, 0},
 		{"home/", 0o755, 0},
 		{"home/dev/", 0o755, 1000},
+		{"home/dev/.local/", 0o755, 1000},
+		{"home/dev/.local/bin/", 0o755, 1000},
 		{"proc/", 0o555, 0},
 		{"root/", 0o700, 0},
 		{"sbin/", 0o755, 0},
@@ -275,6 +277,11 @@ func rootfs(busyboxPath string, symlinks []string) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// A tool installed in the image user's home, as pip --user and npm do:
+	// it must keep running whoever's files the sandbox keeps (--userns).
+	if err := writeFileAs(tw, "home/dev/.local/bin/dev-tool", 0o755, 1000, []byte("#!/bin/sh\necho dev-tool runs as $(id -un)\n")); err != nil {
+		return nil, err
+	}
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
@@ -290,7 +297,12 @@ func symlinkHeader(name, target string) *tar.Header {
 }
 
 func writeFile(tw *tar.Writer, name string, mode int64, b []byte) error {
-	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(b)), ModTime: epoch, Format: tar.FormatPAX}
+	return writeFileAs(tw, name, mode, 0, b)
+}
+
+// writeFileAs writes a regular file owned by id (uid and gid).
+func writeFileAs(tw *tar.Writer, name string, mode int64, id int, b []byte) error {
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Uid: id, Gid: id, Size: int64(len(b)), ModTime: epoch, Format: tar.FormatPAX}
 	if err := tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("writing %q: %w", name, err)
 	}

@@ -41,6 +41,7 @@ func defaultLayer() Profile {
 		Network:     pointerTo("host"),
 		StopSignal:  pointerTo("SIGTERM"),
 		StopTimeout: pointerTo(10),
+		Userns:      pointerTo("keep-id"),
 	}
 }
 

@@ -98,6 +98,11 @@ type Profile struct {
 	BestEffortLimits *bool `yaml:"best_effort_limits,omitempty"`
 	// StopTimeout is seconds before SIGKILL on stop (default 10).
 	StopTimeout *int `yaml:"stop_timeout,omitempty"`
+	// Userns is whose files the sandbox's writes are in rootful mode:
+	// "keep-id" (the default: what the workload writes to a bind mount the
+	// workspace's owner owns belongs to that owner on the host, through an
+	// idmapped mount) or "host" (the image's user as is).
+	Userns *string `yaml:"userns,omitempty"`
 }
 
 // MountSpec is a mount as written in a profile: either the "-v" string form

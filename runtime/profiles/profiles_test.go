@@ -121,6 +121,7 @@ func TestLoadProfilesLayering(t *testing.T) {
 		"network":             "built-in",
 		"stop_signal":         "built-in",
 		"stop_timeout":        "built-in",
+		"userns":              "built-in",
 		"memory":              "flag",
 		"workdir":             at(opts.ConfigFile, 3),
 		"env.A":               "flag",

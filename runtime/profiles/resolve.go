@@ -188,6 +188,7 @@ func mergeProfile(dst *Profile, sources map[string]string, l *Profile, at func(k
 	mergeScalar(&dst.GPU, l.GPU, "gpu", set)
 	mergeScalar(&dst.StopSignal, l.StopSignal, "stop_signal", set)
 	mergeScalar(&dst.StopTimeout, l.StopTimeout, "stop_timeout", set)
+	mergeScalar(&dst.Userns, l.Userns, "userns", set)
 	mergeScalar(&dst.BestEffortLimits, l.BestEffortLimits, "best_effort_limits", set)
 
 	if l.Entrypoint != nil {
@@ -326,6 +327,9 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 	}
 	if p.StopTimeout != nil && *p.StopTimeout < 0 {
 		return fail("stop_timeout", fmt.Errorf("invalid stop timeout %d: use seconds, 0 or more", *p.StopTimeout))
+	}
+	if p.Userns != nil && *p.Userns != oci.UsernsKeepID && *p.Userns != oci.UsernsHost {
+		return fail("userns", fmt.Errorf("unknown userns %q: use keep-id (your files stay yours) or host (the image's user as is)", *p.Userns))
 	}
 	for _, k := range sortedMapKeys(p.Labels) {
 		if k == "" {
@@ -482,6 +486,7 @@ func (r *Resolved) Expand(h HostEnv) (*oci.Sandbox, []string, error) {
 	copyIfSet(&sb.Hostname, p.Hostname)
 	copyIfSet(&sb.Network, p.Network)
 	copyIfSet(&sb.ReadOnly, p.ReadOnly)
+	copyIfSet(&sb.Userns, p.Userns)
 	copyIfSet(&sb.Privileged, p.Privileged)
 	copyIfSet(&sb.CPUs, p.CPUs)
 	copyIfSet(&sb.PidsLimit, p.PidsLimit)
