@@ -152,6 +152,27 @@ func TestKeepID(t *testing.T) {
 		}
 	})
 
+	// exec joins the keep-id sandbox as its user; the sandbox's passwd is
+	// the image's (no host user added), so two users' sandboxes of one
+	// image share nothing.
+	t.Run("exec and passwd", func(t *testing.T) {
+		t.Parallel()
+		dir := project(t, uid, gid)
+		name := nameFor(t)
+		o := opts{dir: dir, env: sudo}
+		stdout, stderr, code := runWith(t, o, "run", "-d", "--pull", "never", "--name", name, "-v", dir+":/workspace", plainRef, "--", "sleep", "60")
+		expect(t, "run -d", code, 0, stdout, stderr)
+		t.Cleanup(func() { run(t, "rm", "-f", name) })
+		stdout, stderr, code = run(t, "exec", name, "--", "sh", "-c", "touch /workspace/from-exec; id -un; grep -c "+keepIDUser+" /etc/passwd || true")
+		expect(t, "exec", code, 0, stdout, stderr)
+		if got := strings.Fields(stdout); len(got) != 2 || got[0] != "dev" || got[1] != "0" {
+			t.Errorf("exec printed %q, want dev and 0 (the host user is not in the sandbox's /etc/passwd)", stdout)
+		}
+		if u, _ := owner(t, filepath.Join(dir, "from-exec")); u != uid {
+			t.Errorf("a file exec wrote is owned by %d on the host, want %d", u, uid)
+		}
+	})
+
 	t.Run("userns host", func(t *testing.T) {
 		t.Parallel()
 		dir := project(t, uid, gid)
