@@ -101,7 +101,7 @@ sandbox-pins: ## copy sandboxes/versions.env into the Dockerfiles' ARG defaults
 # rootless user unit are generated from the binary (`sbxrun __generate`),
 # never committed. The profile file lives in /etc whatever the prefix:
 # sbxrun reads /etc/sbxrun/sbxrun.yaml.
-.PHONY: install uninstall generate deb package-test
+.PHONY: install uninstall generate deb rpm package-test
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
@@ -138,6 +138,11 @@ deb: ## build dist/sbxrun_VERSION_amd64.deb (DIST=dir) with nfpm from packaging/
 	rm -rf bin/pkgroot
 	$(MAKE) install DESTDIR=$(CURDIR)/bin/pkgroot PREFIX=/usr ZSHCOMPDIR=/usr/share/zsh/vendor-completions
 	$(GO) run ./hack/package -root bin/pkgroot -config packaging/nfpm.yaml -version '$(VERSION)' -o $(DIST)
+
+rpm: ## build dist/sbxrun-VERSION.x86_64.rpm (DIST=dir) from the same declaration and files as make deb
+	rm -rf bin/pkgroot
+	$(MAKE) install DESTDIR=$(CURDIR)/bin/pkgroot PREFIX=/usr ZSHCOMPDIR=/usr/share/zsh/site-functions
+	$(GO) run ./hack/package -format rpm -root bin/pkgroot -config packaging/nfpm.yaml -version '$(VERSION)' -o $(DIST)
 
 package-test: deps ## build the deb, install it with its dependencies in a fresh mmdebstrap Debian 12 root and run sbxrun, doctor and man there (root, a few minutes)
 	$(GO) test -tags packagetest -count=1 -timeout 20m -v ./packaging/

@@ -3,7 +3,7 @@
 # busybox-static (the local test image), the CNI plugins and iptables (--net bridge), and tools
 # the tests use. Idempotent; needs root.
 set -euo pipefail
-pkgs=(containerd runc busybox-static ca-certificates rootlesskit uidmap util-linux docker-registry skopeo systemd gcc libc6-dev mmdebstrap shellcheck xvfb python3 containernetworking-plugins iptables zsh fish lintian)
+pkgs=(containerd runc busybox-static ca-certificates rootlesskit uidmap util-linux docker-registry skopeo systemd gcc libc6-dev mmdebstrap shellcheck xvfb python3 containernetworking-plugins iptables zsh fish lintian rpm)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
