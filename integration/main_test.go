@@ -162,7 +162,7 @@ func setup() (*exec.Cmd, error) {
 	for _, args := range [][]string{
 		baseArgs,
 		{"-o", harness.plainImage, "-ref", plainRef, "-workdir", "/home/dev", "-user", "dev",
-			"-env", "PLAIN_IMAGE=yes", "-label", "org.example.test=plain"},
+			"-env", "PLAIN_IMAGE=yes", "-label", "org.example.test=plain", "-expose", "8000/tcp", "-expose", "9000/udp"},
 	} {
 		if b, err := exec.Command(mkimage, args...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("mkimage %q: %w\n%s", args, err, b)

@@ -285,7 +285,7 @@ func assertNetSameAs(t *testing.T, what string, before, after netState) {
 // and gc, network rm). Subtests run in order: they share the default
 // network, which the test removes at the end.
 func TestBridgeNetworks(t *testing.T) {
-	useNamespace(t, false)
+	useNamespace(t, true)
 	t.Cleanup(func() {
 		if stdout, stderr, code := run(t, "network", "rm", "sbxrun"); code != 0 && !strings.Contains(stderr, "no network named") {
 			t.Errorf("network rm sbxrun: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
@@ -569,6 +569,161 @@ ip route get 127.0.0.1; nc -w 2 127.0.0.1 %d </dev/null; echo done`, secret)
 			t.Errorf("run across a containerd restart: exit %d, stdout %q, stderr %q", code, p.stdout.String(), p.stderr.String())
 		}
 		assertNetSameAs(t, "after a run across a containerd restart", before, snapshotNetOf(t, state))
+	})
+
+	t.Run("default network", func(t *testing.T) {
+		warm(t)
+		before := snapshotNet(t)
+		hostNS, err := os.Readlink("/proc/self/ns/net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No --net: the default network, a namespace of the sandbox's own
+		// with an address on eth0; --net host: the host's namespace.
+		script := "readlink /proc/self/ns/net; ip -4 -o addr show eth0 | grep -o 'inet [0-9.]*' || echo NOADDR"
+		stdout, stderr, code := sandbox(t, nameFor(t, "dflt"), "base", "--", "sh", "-c", script)
+		expect(t, "run without --net", code, 0, stdout, stderr)
+		if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || lines[0] == hostNS || !strings.HasPrefix(lines[1], "inet ") {
+			t.Errorf("run without --net: %q, want a network namespace other than the host's %s and an address on eth0", stdout, hostNS)
+		}
+		stdout, stderr, code = sandbox(t, nameFor(t, "host"), "--net", "host", "base", "--", "readlink", "/proc/self/ns/net")
+		expect(t, "run --net host", code, 0, stdout, stderr)
+		if strings.TrimSpace(stdout) != hostNS {
+			t.Errorf("run --net host: namespace %q, want the host's %s", stdout, hostNS)
+		}
+		// exec joins the sandbox's network.
+		name := nameFor(t, "exec")
+		stdout, stderr, code = run(t, "run", "--pull", "never", "-d", "--name", name, "base", "--", "sh", "-c", loopScript)
+		expect(t, "run -d", code, 0, stdout, stderr)
+		stdout, stderr, code = run(t, "exec", name, "sh", "-c", "readlink /proc/self/ns/net; readlink /proc/1/ns/net")
+		expect(t, "exec", code, 0, stdout, stderr)
+		if l := strings.Fields(stdout); len(l) != 2 || l[0] != l[1] || l[0] == hostNS {
+			t.Errorf("exec's network namespace and the workload's: %q, want the same, not the host's %s", stdout, hostNS)
+		}
+		stdout, stderr, code = run(t, "rm", "-f", name)
+		expect(t, "rm -f", code, 0, stdout, stderr)
+		// spec shows the namespace without --net too.
+		stdout, stderr, code = run(t, "spec", "--pull", "never", "--name", nameFor(t, "spec"), "base")
+		expect(t, "spec", code, 0, stdout, stderr)
+		if want := filepath.Join(os.Getenv("SBXRUN_STATE_DIR"), "netns", nsFor(t)+"-"+nameFor(t, "spec")); !strings.Contains(stdout, `"path": "`+want+`"`) {
+			t.Errorf("spec without --net does not name the namespace %s:\n%s", want, stdout)
+		}
+		assertNetSame(t, "after runs on the default network", before)
+	})
+
+	t.Run("container mode", func(t *testing.T) {
+		warm(t)
+		before := snapshotNet(t)
+		srv := nameFor(t, "srv")
+		stdout, stderr, code := run(t, "run", "--pull", "never", "-d", "--name", srv, "base", "--", "sh", "-c", httpdScript("srv"))
+		expect(t, "run -d", code, 0, stdout, stderr)
+		defer run(t, "rm", "-f", srv)
+		srvNS, stderr, code := run(t, "exec", srv, "readlink", "/proc/self/ns/net")
+		expect(t, "exec readlink", code, 0, srvNS, stderr)
+		// The joiner reaches the server on the namespace's loopback, and
+		// has its /etc/hosts.
+		join := nameFor(t, "join")
+		stdout, stderr, code = sandbox(t, join, "--net", "container:"+srv, "base", "--", "sh", "-c",
+			hostsLookup+"readlink /proc/self/ns/net; for i in 1 2 3 4 5 6 7 8 9 10; do get 127.0.0.1 && break; sleep 0.3; done; grep -q "+srv+" /etc/hosts && echo HOSTS")
+		expect(t, "run --net container:", code, 0, stdout, stderr)
+		if want := srvNS + "hello-srv\nHOSTS\n"; stdout != want {
+			t.Errorf("run --net container:%s printed %q, want %q (its namespace, its server on 127.0.0.1, its hosts file)", srv, stdout, want)
+		}
+		stdout, _, _ = run(t, "ps", "-a")
+		if strings.Contains(stdout, join) {
+			t.Errorf("the --rm joiner is still listed:\n%s", stdout)
+		}
+		// Refusals: one line, exit 125, nothing created.
+		stopped := nameFor(t, "stopped")
+		stdout, stderr, code = run(t, "run", "--pull", "never", "--rm=false", "--name", stopped, "base", "--", "true")
+		expect(t, "run --rm=false", code, 0, stdout, stderr)
+		defer run(t, "rm", "-f", stopped)
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--net", "container:" + nameFor(t, "nosuch")}, fmt.Sprintf("no sandbox named %q is running", nameFor(t, "nosuch"))},
+			{[]string{"--net", "container:" + stopped}, fmt.Sprintf("sandbox %q is not running", stopped)},
+			{[]string{"--net", "container:" + srv, "-p", "8000"}, fmt.Sprintf("-p needs a network of the sandbox's own, and --net container:%s shares sandbox %q's", srv, srv)},
+			{[]string{"--net", "container:" + srv, "-P"}, "-P needs a network of the sandbox's own"},
+		} {
+			stdout, stderr, code := sandbox(t, nameFor(t, "bad"), append(tt.args, "base", "--", "true")...)
+			expect(t, strings.Join(tt.args, " "), code, 125, stdout, stderr)
+			if !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("%s: stderr %q, want one line with %q", strings.Join(tt.args, " "), stderr, tt.want)
+			}
+		}
+		run(t, "rm", "-f", srv, stopped)
+		assertNetSame(t, "after a sandbox joined another's network", before)
+	})
+
+	t.Run("publish all", func(t *testing.T) {
+		warm(t)
+		before := snapshotNet(t)
+		// The plain test image EXPOSEs 8000/tcp and 9000/udp.
+		name := nameFor(t)
+		stdout, stderr, code := run(t, "run", "--pull", "never", "-d", "--name", name, "-P", plainRef, "--", "sh", "-c", httpdScript(name))
+		expect(t, "run -d -P", code, 0, stdout, stderr)
+		defer run(t, "rm", "-f", name)
+		m := regexp.MustCompile(`^sbxrun: \S+ publishes 127\.0\.0\.1:(\d+)->8000/tcp, 127\.0\.0\.1:(\d+)->9000/udp\n$`).FindStringSubmatch(stderr)
+		if m == nil {
+			t.Fatalf("run -d -P printed %q on stderr, want the two EXPOSEd ports on free host ports of 127.0.0.1", stderr)
+		}
+		body, err := httpBody("http://127.0.0.1:"+m[1]+"/", 15*time.Second)
+		if err != nil || body != "hello-"+name+"\n" {
+			t.Errorf("GET 127.0.0.1:%s = %q, %v; want hello-%s", m[1], body, err, name)
+		}
+		stdout, stderr, code = run(t, "port", name, "9000/udp")
+		expect(t, "port 9000/udp", code, 0, stdout, stderr)
+		if stdout != "127.0.0.1:"+m[2]+"\n" {
+			t.Errorf("port %s 9000/udp = %q, want 127.0.0.1:%s", name, stdout, m[2])
+		}
+		// -p for one of them wins; -P adds the other.
+		hp := freeHostPort(t)
+		stdout, stderr, code = sandbox(t, nameFor(t, "both"), "-P", "-p", fmt.Sprintf("%d:8000", hp), plainRef, "--", "sh", "-c", "true")
+		expect(t, "run -P -p", code, 0, stdout, stderr)
+		stdout, stderr, code = sandbox(t, nameFor(t, "host"), "--net", "host", "-P", plainRef, "--", "true")
+		expect(t, "run --net host -P", code, 125, stdout, stderr)
+		if !strings.Contains(stderr, "-P needs a network of the sandbox's own") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("--net host -P: stderr %q, want one line refusing -P", stderr)
+		}
+		run(t, "rm", "-f", name)
+		assertNetSame(t, "after -P runs", before)
+	})
+
+	t.Run("publish address", func(t *testing.T) {
+		warm(t)
+		before := snapshotNet(t)
+		conf := filepath.Join(t.TempDir(), "sbxrun.yaml")
+		if err := os.WriteFile(conf, []byte("default_publish_address: 127.0.0.2\nprofiles: {}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := opts{env: []string{"SBXRUN_SYSTEM_CONFIG=" + conf}}
+		name := nameFor(t)
+		stdout, stderr, code := runWith(t, o, "run", "--pull", "never", "-d", "--name", name, "-p", "8000", "base", "--", "sh", "-c", httpdScript(name))
+		expect(t, "run -d -p with default_publish_address", code, 0, stdout, stderr)
+		defer run(t, "rm", "-f", name)
+		m := regexp.MustCompile(`publishes 127\.0\.0\.2:(\d+)->8000/tcp\n$`).FindStringSubmatch(stderr)
+		if m == nil {
+			t.Fatalf("stderr %q, want port 8000 published on 127.0.0.2, the configured default", stderr)
+		}
+		body, err := httpBody("http://127.0.0.2:"+m[1]+"/", 15*time.Second)
+		if err != nil || body != "hello-"+name+"\n" {
+			t.Errorf("GET 127.0.0.2:%s = %q, %v; want hello-%s", m[1], body, err, name)
+		}
+		// An address given with -p wins.
+		stdout, stderr, code = runWith(t, o, "spec", "--pull", "never", "--name", nameFor(t, "given"), "-p", "127.0.0.1::8000", "base")
+		expect(t, "spec -p 127.0.0.1::8000", code, 0, stdout, stderr)
+		if err := os.WriteFile(conf, []byte("default_publish_address: everywhere\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code = sandboxWith(t, o, nameFor(t, "bad"), "-p", "8000", "base", "--", "true")
+		expect(t, "run with a bad default_publish_address", code, 125, stdout, stderr)
+		if !strings.Contains(stderr, conf+":1: default_publish_address \"everywhere\" is not an IP address") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("stderr %q, want one line naming %s:1 and the value", stderr, conf)
+		}
+		run(t, "rm", "-f", name)
+		assertNetSame(t, "after runs publishing on the configured address", before)
 	})
 
 	t.Run("spec", func(t *testing.T) {

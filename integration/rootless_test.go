@@ -194,6 +194,26 @@ func TestRootless(t *testing.T) {
 		}
 	})
 
+	t.Run("network", func(t *testing.T) {
+		// No network of its own yet: the default is the host's (the
+		// daemon's RootlessKit namespace shares it), --net host works,
+		// and --net bridge is one line naming what is missing.
+		hostNS, err := os.Readlink("/proc/self/ns/net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{nil, {"--net", "host"}} {
+			out, stderr, code := e.run(append(append([]string{"base", "--pull", "never"}, args...), "--", "readlink", "/proc/self/ns/net")...)
+			if code != 0 || strings.TrimSpace(out) != hostNS {
+				t.Errorf("%q: exit %d, namespace %q, stderr %q; want 0 and the host's %s", args, code, out, stderr, hostNS)
+			}
+		}
+		out, stderr, code := e.run("base", "--pull", "never", "--net", "bridge", "--", "true")
+		if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "without pasta or slirp4netns") || !strings.Contains(stderr, "use --net host") {
+			t.Errorf("--net bridge: exit %d, stdout %q, stderr %q; want 125 and one line naming the missing piece and the fix", code, out, stderr)
+		}
+	})
+
 	t.Run("workspace ownership", func(t *testing.T) {
 		out, stderr, code := e.run("base", "--pull", "never", "--", "sh", "-c", "echo made > /workspace/made.txt && id -u")
 		if code != 0 || out != "0\n" {

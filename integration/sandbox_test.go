@@ -316,13 +316,17 @@ func interfaces(procNetDev string) []string {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimSpace(l), ":")
+		if strings.HasPrefix(name, "veth") || strings.HasPrefix(name, "sbx") {
+			continue // the host ends of sandboxes' networks, which come and go
+		}
 		out = append(out, name)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// TestNetwork checks --net none (loopback only) and the host network.
+// TestNetwork checks --net none (loopback only), the host network, and
+// the default one (the bridge: loopback and eth0).
 func TestNetwork(t *testing.T) {
 	t.Parallel()
 	useNamespace(t, false)
@@ -339,7 +343,8 @@ func TestNetwork(t *testing.T) {
 		{"none", []string{"--net", "none"}, "lo"},
 		{"network-none", []string{"--network", "none"}, "lo"},
 		{"host", []string{"--net", "host"}, host},
-		{"default", nil, host},
+		{"default", nil, "eth0 lo"},
+		{"bridge", []string{"--net", "bridge"}, "eth0 lo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -98,7 +98,8 @@ func (p Paths) cniPrefix(ns string) string {
 }
 
 // Resolve maps a --net value to the network it names: "bridge" is the
-// default network; "host", "none" and "" are not networks (ok false).
+// default network; "host", "none", "" and container:NAME are not networks
+// (ok false).
 func Resolve(mode string) (name string, ok bool) {
 	switch mode {
 	case "", "host", "none":
@@ -106,7 +107,20 @@ func Resolve(mode string) (name string, ok bool) {
 	case "bridge":
 		return DefaultNetwork, true
 	}
+	if _, ok := ContainerMode(mode); ok {
+		return "", false
+	}
 	return mode, true
+}
+
+// ContainerPrefix starts Docker's --net container:NAME: the sandbox joins
+// the network namespace of the running sandbox NAME (the containers of a
+// pod share one).
+const ContainerPrefix = "container:"
+
+// ContainerMode returns the sandbox a --net container:NAME value names.
+func ContainerMode(mode string) (name string, ok bool) {
+	return strings.CutPrefix(mode, ContainerPrefix)
 }
 
 // Check validates that network name can be attached to now: it exists
@@ -116,7 +130,7 @@ func Check(p Paths, name string) error {
 	if err := Exists(p, name); err != nil {
 		return err
 	}
-	types := []string{"bridge", "host-local", "portmap", "firewall"}
+	types := []string{"bridge", "host-local", "portmap"}
 	if n, found, err := p.load(name); err == nil && found {
 		types = pluginTypes(n.conflist)
 	}
@@ -264,7 +278,7 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 		}
 	}()
 	if br := bridgeOf(n.conflist); br != "" {
-		if err := ensureGuards(br); err != nil {
+		if err := ensureGuards(br, n.Subnet, n.Internal); err != nil {
 			return nil, err
 		}
 	}

@@ -53,10 +53,9 @@ type conflist struct {
 }
 
 // render is the configuration list of a network: a bridge with
-// host-local addresses (state under ipamDir), masquerading and a default
-// route unless internal, published ports (portmap, which also lets the
-// host's 127.0.0.1 reach them), and the firewall plugin's rules for hosts
-// whose FORWARD policy drops.
+// host-local addresses (state under ipamDir), a default route unless
+// internal (masquerading is sbxrun's: guard.go), and published ports
+// (portmap, which also lets the host's 127.0.0.1 reach them).
 func render(name, bridge, subnet, ipamDir string, internal bool) ([]byte, error) {
 	ipam := map[string]any{
 		"type":    "host-local",
@@ -70,7 +69,7 @@ func render(name, bridge, subnet, ipamDir string, internal bool) ([]byte, error)
 		"type":        "bridge",
 		"bridge":      bridge,
 		"isGateway":   !internal,
-		"ipMasq":      !internal,
+		"ipMasq":      false, // SBXRUN-MASQ, one rule pair per network (guard.go)
 		"hairpinMode": true,
 		"ipam":        ipam,
 	}
@@ -78,7 +77,9 @@ func render(name, bridge, subnet, ipamDir string, internal bool) ([]byte, error)
 	if !internal {
 		l.Plugins = append(l.Plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
 	}
-	l.Plugins = append(l.Plugins, map[string]any{"type": "firewall"})
+	// No firewall plugin: sbxrun's SBXRUN-FORWARD rules, two per network
+	// (guard.go), let the network's traffic through a FORWARD chain that
+	// drops, where the plugin ran iptables a dozen times per sandbox.
 	return json.MarshalIndent(l, "", "  ")
 }
 
@@ -429,7 +430,7 @@ func (p Paths) remove(name string) error {
 		return fmt.Errorf("removing network config %q: %w", n.ConfigFile, err)
 	}
 	if n.Bridge != "" {
-		_ = removeGuards(n.Bridge)
+		_ = removeGuards(n.Bridge, n.Subnet)
 		if err := deleteLink(n.Bridge); err != nil {
 			return fmt.Errorf("removing bridge %s of network %q: %w", n.Bridge, name, err)
 		}

@@ -67,7 +67,7 @@ func TestCreatePicksFreeSubnet(t *testing.T) {
 	if err := json.Unmarshal(b, &l); err != nil {
 		t.Fatal(err)
 	}
-	if l.Name != "two" || l.CNIVersion != "1.0.0" || len(l.Plugins) != 2 || l.Plugins[0]["type"] != "bridge" || l.Plugins[0]["ipMasq"] != false || l.Plugins[1]["type"] != "firewall" {
+	if l.Name != "two" || l.CNIVersion != "1.0.0" || len(l.Plugins) != 1 || l.Plugins[0]["type"] != "bridge" || l.Plugins[0]["ipMasq"] != false {
 		t.Errorf("internal conflist: %s", b)
 	}
 	if ipam := l.Plugins[0]["ipam"].(map[string]any); ipam["dataDir"] != p.ipamDir() || ipam["routes"] != nil {
@@ -147,7 +147,7 @@ func TestCheck(t *testing.T) {
 	if err := os.MkdirAll(p.PluginDirs[0], 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, pl := range []string{"bridge", "host-local", "portmap", "firewall"} {
+	for _, pl := range []string{"bridge", "host-local", "portmap"} {
 		if err := os.WriteFile(filepath.Join(p.PluginDirs[0], pl), nil, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestWithoutPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := pluginTypes(withoutPlugin(b, "portmap"))
-	if strings.Join(got, ",") != "bridge,host-local,firewall" {
+	if strings.Join(got, ",") != "bridge,host-local" {
 		t.Errorf("plugins without portmap: %q", got)
 	}
 }

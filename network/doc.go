@@ -1,5 +1,5 @@
 // Package network gives sandboxes their own network: CNI networks (a bridge
-// per network, host-local addresses, published ports, a firewall), the
+// per network, host-local addresses, published ports, firewall guards), the
 // sandbox's network namespace, the names sandboxes of one network know each
 // other by, and the collection of network state whose sandbox is gone.
 //
@@ -12,10 +12,11 @@
 //	runtime.Run        container created ->
 //	Begin              lock -> network config (the default one is created
 //	                   on first use) -> record (owner of what follows) ->
-//	                   firewall guards -> named netns (unshare + bind mount,
+//	                   firewall guards (iptables-save; restore only when
+//	                   missing) -> named netns (unshare + bind mount,
 //	                   lo up, ping_group_range) -> /etc/resolv.conf and
 //	                   /etc/hosts of the sandbox -> CNI ADD in the background
-//	                   (bridge + host-local, portmap when ports, firewall)
+//	                   (bridge + host-local, portmap when ports)
 //	                   task created in that netns, meanwhile
 //	Pending.Wait       ADD done -> record completed -> hosts files of the
 //	                   network's members rewritten in place; the task starts

@@ -135,14 +135,20 @@ func removeIfOrphanLocked(ctx context.Context, c *client.Client, ctr client.Cont
 		return false, nil
 	}
 	task, err := ctr.Task(ctx, nil)
-	running := false
+	running, exited := false, false
 	if err == nil {
 		if st, err := task.Status(ctx); err == nil {
 			running = st.Status == client.Running || st.Status == client.Paused || st.Status == client.Pausing
+			exited = st.Status == client.Stopped
 		}
 	}
 	if labels[LabelDetached] == "true" {
-		if running {
+		// A detached sandbox is gc's once its workload ran and ended. Until
+		// its task started (no task yet, or one created and not started) it
+		// is its run's, while that run lives: judging it earlier removed a
+		// sandbox that `run -d` was about to start ("cannot start a
+		// container that has stopped").
+		if running || (!exited && ownerAlive(labels)) {
 			return false, nil
 		}
 	} else if ownerAlive(labels) {

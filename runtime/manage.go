@@ -18,7 +18,6 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/sbxrun/sbxrun/oci"
@@ -390,7 +389,8 @@ type ExecOptions struct {
 }
 
 // Exec runs a command inside a running sandbox and returns its exit status
-// as an *ExitError (nil for 0).
+// as an *ExitError (nil for 0). Its process goes through the lifecycle run
+// uses (session): terminal or pipes, signals, exec watch, drain, 141.
 func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	if len(o.Args) == 0 {
 		return errors.New("no command: give one after --, e.g. `sbxrun exec NAME -- sh`")
@@ -412,11 +412,11 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 	// ends the process in the sandbox too.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: true}
-	defer router.listen()()
+	s := newSession(ctx, cancel, con, true)
+	defer s.listen()()
 	fail := func(err error) error {
-		if s := router.earlySignal(); s != 0 {
-			return &ExitError{Code: 128 + int(s)}
+		if e := s.earlyExit(); e != nil {
+			return e
 		}
 		return err
 	}
@@ -450,68 +450,32 @@ func Exec(ctx context.Context, g *Global, o *ExecOptions) error {
 			return fail(err)
 		}
 	}
-	var (
-		ioc cio.Creator
-		cr  *closingReader
-		in  io.Reader
-		out *pipeWatch
-		// runc reports some exec failures only after the start.
-		watch = newExecWatch()
-	)
-	if o.Interactive {
-		cr = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
-		in = cr
+	ioc, err := s.streams(ctx, o.Interactive, o.Stdin, o.Stdout, o.Stderr, nil)
+	if err != nil {
+		return fail(err)
 	}
-	if con != nil {
-		if err := con.SetRaw(); err != nil {
-			return fail(fmt.Errorf("setting the terminal to raw mode: %w; run without -t", err))
-		}
-		defer func() { _ = con.Reset() }()
-		if o.Interactive {
-			in = con
-		}
-		ioc = cio.NewCreator(cio.WithStreams(in, watch.stderr(con), nil), cio.WithTerminal)
-	} else {
-		// A reader that goes away (| head) ends the command, as in Run.
-		kill := func() {
-			if p := router.process(); p != nil {
-				go func() { _ = p.Kill(context.WithoutCancel(ctx), syscall.SIGKILL) }()
-			}
-		}
-		out = &pipeWatch{w: o.Stdout, onBreak: kill}
-		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(out), watch.stderr(&pipeWatch{w: o.Stderr, onBreak: kill})))
-	}
+	defer s.reset()
 	proc, err := task.Exec(ctx, "exec-"+randHex(6), &pspec, ioc)
 	if err != nil {
 		return fail(fmt.Errorf("exec in %q: %w", o.Name, err))
 	}
 	defer func() { _, _ = proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill) }()
-	router.created(proc)
-	if cr != nil && con == nil {
-		cr.setTask(proc)
-	}
+	s.created(proc)
 	ch, err := proc.Wait(context.WithoutCancel(ctx))
 	if err != nil {
 		return fail(err)
 	}
-	if con != nil {
-		resize(ctx, proc, con)
-	}
+	s.sized(ctx, proc)
 	if err := proc.Start(ctx); err != nil {
-		if s := router.earlySignal(); s != 0 {
-			return &ExitError{Code: 128 + int(s)}
+		if e := s.earlyExit(); e != nil {
+			return e
 		}
 		return classifyStart("running the command in "+o.Name, err)
 	}
-	router.started()
-	st := <-ch
-	drainIO(proc)
-	code, _, _ := st.Result()
-	if err := watch.finish(code, func() string { return o.Args[0] }); err != nil {
-		return err
-	}
-	if out != nil && out.broken.Load() {
-		code = 128 + uint32(syscall.SIGPIPE)
+	s.started()
+	code, execErr := s.result(<-ch, proc, func() string { return o.Args[0] })
+	if execErr != nil {
+		return execErr
 	}
 	if code != 0 {
 		return &ExitError{Code: int(code)}

@@ -5,15 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/sbxrun/sbxrun/network"
 	"github.com/sbxrun/sbxrun/oci"
+	"github.com/sbxrun/sbxrun/runtime/profiles"
 	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
@@ -35,16 +40,19 @@ func (g *Global) netPaths() network.Paths { return network.DefaultPaths(g.stateD
 func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 	name, cni := network.Resolve(sb.Network)
 	if !cni {
-		if len(o.Publish) > 0 {
-			return fmt.Errorf("-p needs a network of the sandbox's own, and --net %s shares %s: add --net bridge", netMode(sb.Network), netShares(sb.Network))
+		if len(o.Publish) > 0 || o.PublishAll {
+			return fmt.Errorf("%s needs a network of the sandbox's own, and --net %s shares %s: %s", publishFlag(o), netMode(sb.Network), netShares(sb.Network), publishFix(sb.Network))
 		}
 		if len(o.NetworkAliases) > 0 {
 			return fmt.Errorf("--network-alias needs a named network: add --net NAME (`sbxrun network create NAME`)")
 		}
+		if target, ok := network.ContainerMode(sb.Network); ok {
+			return o.planJoin(sb, target)
+		}
 		return nil
 	}
 	if rootless.Active() {
-		return fmt.Errorf("--net %s is not supported by rootless sbxrun yet: use --net host or --net none", sb.Network)
+		return fmt.Errorf("--net %s needs a network namespace with an uplink of its own, which rootless sbxrun does not set up yet (RootlessKit runs with --net=host, without pasta or slirp4netns): use --net host or --net none, or run as root", sb.Network)
 	}
 	if len(o.NetworkAliases) > 0 && name == network.DefaultNetwork {
 		return fmt.Errorf("--network-alias needs a named network, and the default one has no names: add --net NAME (`sbxrun network create NAME`)")
@@ -63,28 +71,132 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 			return fmt.Errorf("network %q is internal: it publishes no ports; drop -p, or use a network with a route out", name)
 		}
 	}
+	if o.PublishAll {
+		if n, _, err := network.Inspect(paths, name); err == nil && n.Internal {
+			return fmt.Errorf("network %q is internal: it publishes no ports; drop -P, or use a network with a route out", name)
+		}
+	}
+	addr, err := o.publishAddress()
+	if err != nil {
+		return err
+	}
 	var pubs []network.Publish
 	for _, s := range o.Publish {
 		pub, err := network.ParsePublish(s)
 		if err != nil {
 			return err
 		}
+		if pub.HostIP == "" {
+			pub.HostIP = addr
+		}
 		pubs = append(pubs, pub)
 	}
-	// `sbxrun spec` and unit generation check the syntax only: a unit
-	// regenerated for its running service must not find its own port taken.
-	if !o.readOnlyHost {
-		ports, err := network.ResolvePorts(paths, pubs)
-		if err != nil {
-			return err
-		}
-		o.ports = ports
+	o.net.pubs, o.net.cni = pubs, true
+	if err := o.resolvePorts(pubs); err != nil {
+		return err
 	}
 	ns := o.namespace()
 	sb.NetNSPath = paths.NetNSPath(ns, sb.ID)
 	sb.HostsFile = paths.HostsPath(ns, sb.ID)
 	sb.ResolvConf = paths.ResolvPath(ns, sb.ID)
 	return nil
+}
+
+// netPlan is what planning the network found, for the steps after it.
+type netPlan struct {
+	// cni: the sandbox is on a CNI network; pubs are its -p values with
+	// their host addresses filled in.
+	cni  bool
+	pubs []network.Publish
+	// exposed is set once -P added the image's ports.
+	exposed bool
+	// joined is the sandbox whose network namespace --net container:NAME
+	// joins.
+	joined string
+}
+
+// resolvePorts picks and checks the host ports of pubs into o.ports.
+// `sbxrun spec` and unit generation check the syntax only: a unit
+// regenerated for its running service must not find its own port taken.
+func (o *RunOptions) resolvePorts(pubs []network.Publish) error {
+	if o.readOnlyHost {
+		return nil
+	}
+	ports, err := network.ResolvePorts(o.netPaths(), pubs)
+	if err != nil {
+		return err
+	}
+	o.ports = ports
+	return nil
+}
+
+// publishExposed is -P, once the image is known: the ports its config
+// EXPOSEs, but those -p already publishes, on free host ports of the
+// default publish address.
+func (o *RunOptions) publishExposed(img ocispec.ImageConfig) error {
+	if !o.PublishAll || !o.net.cni || o.net.exposed {
+		return nil
+	}
+	o.net.exposed = true
+	addr, err := o.publishAddress()
+	if err != nil {
+		return err
+	}
+	taken := map[string]bool{}
+	for _, p := range o.net.pubs {
+		for c := p.ContainerStart; c <= p.ContainerEnd; c++ {
+			taken[strconv.Itoa(c)+"/"+p.Protocol] = true
+		}
+	}
+	keys := make([]string, 0, len(img.ExposedPorts))
+	for k := range img.ExposedPorts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	pubs := slices.Clone(o.net.pubs)
+	for _, k := range keys {
+		num, proto, _ := strings.Cut(k, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 || n > 65535 || (proto != "tcp" && proto != "udp") {
+			continue // sctp, or what no runtime would publish
+		}
+		if taken[strconv.Itoa(n)+"/"+proto] {
+			continue
+		}
+		taken[strconv.Itoa(n)+"/"+proto] = true
+		pubs = append(pubs, network.Publish{HostIP: addr, ContainerStart: n, ContainerEnd: n, Protocol: proto})
+	}
+	return o.resolvePorts(pubs)
+}
+
+// publishAddress is the host address -p and -P bind when they name none:
+// default_publish_address of the configuration, else 127.0.0.1.
+func (o *RunOptions) publishAddress() (string, error) {
+	addr, err := profiles.DefaultPublishAddress(o.Load)
+	if err != nil {
+		return "", err
+	}
+	if addr == "" {
+		addr = network.DefaultHostIP
+	}
+	return addr, nil
+}
+
+func publishFlag(o *RunOptions) string {
+	if len(o.Publish) == 0 {
+		return "-P"
+	}
+	return "-p"
+}
+
+func publishFix(n string) string {
+	if target, ok := network.ContainerMode(n); ok {
+		return fmt.Sprintf("publish the port on sandbox %q instead", target)
+	}
+	return "add --net bridge"
 }
 
 func netMode(n string) string {
@@ -98,11 +210,93 @@ func netShares(n string) string {
 	if n == "none" {
 		return "no network"
 	}
+	if target, ok := network.ContainerMode(n); ok {
+		return fmt.Sprintf("sandbox %q's", target)
+	}
 	return "the host's"
+}
+
+// defaultNetwork: rootless sbxrun cannot give a sandbox a network of its
+// own yet, so there the built-in default (bridge) is the host's network
+// (RootlessKit's namespace shares the host's); a bridge asked for by a
+// flag or a profile file is refused by planNetwork.
+// The path of a CNI network's namespace follows from the sandbox's ID: it
+// is set here already, so the sandbox validates before planNetwork.
+func (o *RunOptions) defaultNetwork(res *profiles.Resolved, sb *oci.Sandbox) {
+	if rootless.Active() && sb.Network == "bridge" && res.Sources["network"] == profiles.SourceBuiltin {
+		sb.Network = "host"
+	}
+	if _, ok := network.Resolve(sb.Network); ok {
+		sb.NetNSPath = o.netPaths().NetNSPath(o.namespace(), sb.ID)
+	} else if _, ok := network.ContainerMode(sb.Network); ok {
+		sb.NetNSPath = "/proc/self/ns/net" // until planJoin finds the sandbox's
+	}
+}
+
+// planJoin is --net container:NAME: the sandbox joins the network
+// namespace of the running sandbox NAME, and uses its /etc/hosts and
+// /etc/resolv.conf. Nothing is attached or detached for it: the namespace
+// is NAME's.
+func (o *RunOptions) planJoin(sb *oci.Sandbox, target string) error {
+	notRunning := func(why string) error {
+		return fmt.Errorf("--net container:%s: %s: start it first (`sbxrun ps -a` lists sandboxes)", target, why)
+	}
+	if target == "" {
+		return errors.New("--net container: names no sandbox: use --net container:NAME")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, ctx, err := o.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctr, err := c.LoadContainer(ctx, containerID(target))
+	if errdefs.IsNotFound(err) {
+		return notRunning(fmt.Sprintf("no sandbox named %q is running", target))
+	}
+	if err != nil {
+		return fmt.Errorf("loading sandbox %q: %w", target, err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return notRunning(fmt.Sprintf("sandbox %q is not running", target))
+	}
+	st, err := task.Status(ctx)
+	if err != nil || st.Status != client.Running {
+		return notRunning(fmt.Sprintf("sandbox %q is not running", target))
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the spec of sandbox %q: %w", target, err)
+	}
+	// The namespace the target joined (its CNI namespace, which outlives
+	// a restart of its task), else the one its task holds.
+	sb.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", task.Pid())
+	if spec.Linux != nil {
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace && ns.Path != "" {
+				sb.NetNSPath = ns.Path
+			}
+		}
+	}
+	for _, m := range spec.Mounts {
+		switch m.Destination {
+		case "/etc/hosts":
+			sb.HostsFile = m.Source
+		case "/etc/resolv.conf":
+			sb.ResolvConf = m.Source
+		}
+	}
+	o.net.joined = target
+	return nil
 }
 
 // networkLabels records the network and ports of a sandbox in l.
 func (o *RunOptions) networkLabels(sb *oci.Sandbox, l map[string]string) {
+	if _, ok := network.ContainerMode(sb.Network); ok {
+		l[LabelNetwork] = sb.Network
+	}
 	if name, ok := network.Resolve(sb.Network); ok {
 		l[LabelNetwork] = name
 		if len(o.ports) > 0 {

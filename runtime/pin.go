@@ -64,11 +64,17 @@ func stageRoot(stateDir string) string { return filepath.Join(stateDir, "mounts"
 // directory is named after this process (pid and start time), so gc can
 // tell the leftovers of a killed run (collectStaged). The caller releases
 // the staged mounts once the task exists.
-func pinMounts(sb *oci.Sandbox, stateDir string) (_ *pinned, retErr error) {
+func pinMounts(sb *oci.Sandbox, stateDir string) (*pinned, error) {
 	keep, err := newKeepID(sb)
 	if err != nil {
 		return nil, err
 	}
+	return pinWith(sb, stateDir, keep)
+}
+
+// pinWith is pinMounts with keep-id's state given: `sbxrun start` maps to
+// the owner recorded when the sandbox was created.
+func pinWith(sb *oci.Sandbox, stateDir string, keep *keepID) (_ *pinned, retErr error) {
 	p := &pinned{keep: keep}
 	defer func() {
 		if retErr != nil {

@@ -25,10 +25,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	ctrdoci "github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
-	"github.com/docker/go-units"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/sbxrun/sbxrun/images"
@@ -97,11 +95,15 @@ type RunOptions struct {
 	// NetworkAliases are names the sandbox has on a named network, besides
 	// its name and hostname.
 	NetworkAliases []string
+	// PublishAll is -P: the image's EXPOSEd ports on free host ports.
+	PublishAll bool
 
 	consoleSize *console.WinSize
 	notes       []string
 	// ports are Publish resolved (free host ports picked and checked).
 	ports []network.Port
+	// net is the network planned (network.go).
+	net netPlan
 	// readOnlyHost keeps validation from writing the host's CDI spec
 	// files (`sbxrun spec`, unit generation): stale or missing specs are
 	// generated in memory only.
@@ -200,6 +202,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 		sb.OOMScoreAdj = new(int)
 	}
 	sb.Namespace = o.namespace()
+	o.defaultNetwork(res, sb)
 	if len(o.Args) > 0 {
 		sb.Args = o.Args
 	}
@@ -343,6 +346,9 @@ func generateName(target, profile string) string {
 // specOpts is the one place a run's spec options are put together, for both
 // run and spec, so `sbxrun spec` prints exactly what run uses.
 func (o *RunOptions) specOpts(p *prepared, img ocispec.ImageConfig) ([]ctrdoci.SpecOpts, error) {
+	if err := o.publishExposed(img); err != nil {
+		return nil, err
+	}
 	applyImageHome(p.sb, img)
 	opts, err := oci.Build(p.sb, img)
 	if err != nil {
@@ -412,7 +418,10 @@ func Spec(ctx context.Context, o *RunOptions, w io.Writer) error {
 }
 
 // Run runs one sandbox to completion (or starts it, with Detach) and returns
-// nil for exit 0 or an *ExitError with the status sbxrun must exit with.
+// nil for exit 0 or an *ExitError with the status sbxrun must exit with. It
+// is the create half (createPhase: image, pinned mounts, container) and the
+// start half (launch: network, IO, task, wait, teardown) of one lifecycle,
+// which `sbxrun create` and `sbxrun start` run one at a time.
 func Run(ctx context.Context, o *RunOptions) error {
 	tr := newTracer(o.Debug, o.Stderr)
 	p, err := o.prepare()
@@ -420,17 +429,9 @@ func Run(ctx context.Context, o *RunOptions) error {
 		return withCode(ExitFailed, err)
 	}
 	tr.mark("prepare")
-
-	// The terminal, when the workload gets one: its size goes into the spec
-	// so the first thing the workload sees is already right.
-	var con console.Console
-	if o.TTY && !o.Detach {
-		if con, err = terminal(); err != nil {
-			return withCode(ExitFailed, err)
-		}
-		if sz, err := con.Size(); err == nil && sz.Width > 0 {
-			o.consoleSize = &sz
-		}
+	con, err := o.console()
+	if err != nil {
+		return withCode(ExitFailed, err)
 	}
 
 	// Signals: before the task exists, a terminating signal cancels the run
@@ -438,34 +439,20 @@ func Run(ctx context.Context, o *RunOptions) error {
 	// are held; once it runs, they go to the workload.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	router := &signalRouter{ctx: context.WithoutCancel(ctx), cancel: cancel, con: con, proxy: o.SigProxy, stopOnTerm: o.StopOnTerm,
-		stop: func(t client.Process) {
-			if o.OnStopping != nil {
-				o.OnStopping()
-			}
-			stopTask(context.WithoutCancel(ctx), t, p.stopSignal(), p.stopTimeout())
-		}}
-	defer router.listen()()
-	// The files the run depends on come before anything in containerd
-	// (statedir.go); the marker first, so a kill at any later point
-	// leaves one.
-	var mark *marker
+	s := o.session(ctx, cancel, con, p.stopSignal(), p.stopTimeout())
+	defer s.listen()()
+	// Everything the run creates from here on pushes its undo step.
+	var undo cleanups
+	defer undo.run()
 	fail := func(err error) error {
-		mark.remove()
-		if s := router.earlySignal(); s != 0 {
-			return &ExitError{Code: 128 + int(s)}
+		if e := s.earlyExit(); e != nil {
+			return e
 		}
 		return withCode(ExitFailed, err)
 	}
-	if o.Detach || !o.Remove {
-		if err := prepareLog(o.stateDir(), logPath(o.stateDir(), o.namespace(), p.sb.ID)); err != nil {
-			return fail(err)
-		}
-	}
-	if !o.Detach {
-		if mark, err = newMarker(o.stateDir(), o.namespace(), p.sb.ID); err != nil {
-			return fail(err)
-		}
+	mark, err := o.prepareFiles(p.sb.ID, &undo)
+	if err != nil {
+		return fail(err)
 	}
 
 	c, ctx, err := o.connect(ctx)
@@ -473,7 +460,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 	if err != nil {
 		return fail(err)
 	}
-	defer c.Close()
+	undo.always(func() { c.Close() })
 	// Clear orphans of earlier, killed runs while this one starts.
 	gcDone := make(chan struct{})
 	go func() {
@@ -482,243 +469,130 @@ func Run(ctx context.Context, o *RunOptions) error {
 		// orphan of that name itself; two removers of one container race.
 		_, _ = collectMarked(context.WithoutCancel(ctx), c, o.stateDir(), ResolveAddress(o.Address), p.sb.ID, shimGrace)
 	}()
-	defer func() { <-gcDone }()
+	undo.always(func() { <-gcDone })
 
+	ctr, pins, err := o.createPhase(ctx, c, p, &undo, tr, nil)
+	if err != nil {
+		return fail(err)
+	}
+	l := &launch{o: o, sb: p.sb, c: c, ctr: ctr, pins: pins, mark: mark, s: s, tr: tr}
+	return l.run(ctx, &undo)
+}
+
+// console is the terminal of an attached -t run; its size goes into the
+// spec so the first thing the workload sees is already right.
+func (o *RunOptions) console() (console.Console, error) {
+	if !o.TTY || o.Detach {
+		return nil, nil
+	}
+	con, err := terminal()
+	if err != nil {
+		return nil, err
+	}
+	if sz, err := con.Size(); err == nil && sz.Width > 0 {
+		o.consoleSize = &sz
+	}
+	return con, nil
+}
+
+// session is the signal routing and stdio of a run's workload: forwarded
+// signals (SigProxy), or the sandbox's stop (StopOnTerm, or without
+// SigProxy for a terminating signal).
+func (o *RunOptions) session(ctx context.Context, cancel context.CancelFunc, con console.Console, sig syscall.Signal, timeout time.Duration) *session {
+	s := newSession(ctx, cancel, con, o.SigProxy)
+	s.router.stopOnTerm = o.StopOnTerm
+	s.router.stop = func(t client.Process) {
+		if o.OnStopping != nil {
+			o.OnStopping()
+		}
+		stopTask(context.WithoutCancel(ctx), t, sig, timeout)
+	}
+	return s
+}
+
+// prepareFiles writes the files a run of sandbox id depends on before
+// anything exists in containerd (statedir.go): its log's directory, and
+// for an attached run the owner marker first, so a kill at any later point
+// leaves one.
+func (o *RunOptions) prepareFiles(id string, undo *cleanups) (*marker, error) {
+	if o.Detach || !o.Remove {
+		if err := prepareLog(o.stateDir(), logPath(o.stateDir(), o.namespace(), id)); err != nil {
+			return nil, err
+		}
+	}
+	if o.Detach {
+		return nil, nil
+	}
+	mark, err := newMarker(o.stateDir(), o.namespace(), id)
+	if err != nil {
+		return nil, err
+	}
+	undo.onFail(mark.remove)
+	return mark, nil
+}
+
+// cleanupCtx is the context teardown runs under: not cancelled with the
+// run (a signal must not stop the cleanup), bounded.
+func cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// createPhase makes the container of prepared run p: the image held, the
+// bind sources pinned (run) or recorded to be pinned at start (rec, for
+// `sbxrun create`), the spec built and the container created, each with
+// its undo step on undo. The staged mounts it returns are released once
+// the task exists.
+func (o *RunOptions) createPhase(ctx context.Context, c *client.Client, p *prepared, undo *cleanups, tr *tracer, rec *createRecord) (client.Container, *pinned, error) {
 	img, lctx, release, err := ensureHeld(ctx, c, p.image, p.pull, o.snapshotter(), o)
 	if err != nil {
-		return fail(o.hintProfile(err, p))
+		return nil, nil, o.hintProfile(err, p)
 	}
-	defer release()
+	undo.always(release)
 	tr.mark("image")
-	// runc mounts the descriptors checked here, not paths that could be
-	// swapped until then; they stay open until the task exists.
-	pins, err := pinMounts(p.sb, o.stateDir())
-	if err != nil {
-		return fail(err)
+	var pins *pinned
+	if rec == nil {
+		// runc mounts the descriptors checked here, not paths that could
+		// be swapped until then; they stay open until the task exists.
+		if pins, err = pinMounts(p.sb, o.stateDir()); err != nil {
+			return nil, nil, err
+		}
+		undo.always(pins.release)
+	} else if pins, err = rec.planPins(p.sb); err != nil {
+		return nil, nil, err
 	}
-	defer pins.release()
 	opts, err := o.specOpts(p, img.Config.Config)
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
+	}
+	labels := o.labels(p)
+	var more []client.NewContainerOpts
+	if rec != nil {
+		labels[LabelCreated] = "true"
+		rec.Exposed = img.Config.Config.ExposedPorts
+		opts = append(opts, rec.markPins(p.sb))
+		more = append(more, rec.attach(p.sb))
 	}
 	opts = append(opts, pins.captureUser())
-	cleanupCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	}
-
 	tr.mark("spec")
-	container, err := createContainer(lctx, c, o.stateDir(), p.sb.ID, img, opts, o.labels(p))
+	ctr, err := createContainer(lctx, c, o.stateDir(), p.sb.ID, img, opts, labels, more...)
 	release()
 	tr.mark("create")
 	if err != nil {
-		mark.remove()
-		return fail(runUserError(err, p.sb.User, img.Config.Config.User))
+		return nil, nil, runUserError(err, p.sb.User, img.Config.Config.User)
 	}
-	removeContainer := func() {
-		cctx, done := cleanupCtx()
+	undo.onFail(func() {
+		cctx, done := cleanupCtx(ctx)
 		defer done()
-		_ = container.Delete(cctx, client.WithSnapshotCleanup)
-		mark.remove()
-	}
-	if warn, err := pins.keepOwned(); err != nil {
-		removeContainer()
-		return fail(err)
-	} else if warn != "" {
-		fmt.Fprintf(o.Stderr, "sbxrun: warning: %s\n", warn)
-	}
-	// The network namespace exists before the task does; it goes when the
-	// run ends, unless the sandbox outlives the run.
-	netw, err := o.attachNetwork(ctx, p.sb)
-	tr.mark("network")
-	if err != nil {
-		removeContainer()
-		return fail(err)
-	}
-	defer func() { netw.release(); tr.mark("network gone") }()
-
-	// I/O.
-	var (
-		ioc   cio.Creator
-		stdin *closingReader
-		out   *pipeWatch
-		// runc reports some exec failures only after the start.
-		watch = newExecWatch()
-	)
-	// A kept attached run logs too, as Docker keeps logs for every
-	// container: `sbxrun logs NAME` works after it ended.
-	var runLog *os.File
-	if !o.Detach && !o.Remove {
-		if runLog, err = openRunLog(logPath(o.stateDir(), o.namespace(), p.sb.ID)); err != nil {
-			removeContainer()
-			return fail(err)
-		}
-		defer runLog.Close()
-	}
-	switch {
-	case o.Detach:
-		lp := logPath(o.stateDir(), o.namespace(), p.sb.ID)
-		if err := os.MkdirAll(filepath.Dir(lp), logDirMode); err != nil {
-			removeContainer()
-			return fail(fmt.Errorf("creating log directory: %w", err))
-		}
-		_ = os.Remove(lp)
-		ioc = detachedIO(lp, o.TTY, o.Interactive)
-	case con != nil:
-		if err := con.SetRaw(); err != nil {
-			removeContainer()
-			return fail(fmt.Errorf("setting the terminal to raw mode: %w; run without -t", err))
-		}
-		defer func() { _ = con.Reset() }()
-		var in io.Reader
-		if o.Interactive {
-			in = con
-		}
-		ioc = cio.NewCreator(cio.WithStreams(in, watch.stderr(tee(con, runLog)), nil), cio.WithTerminal)
-	default:
-		var in io.Reader
-		if o.Interactive {
-			stdin = &closingReader{r: o.Stdin, ctx: context.WithoutCancel(ctx)}
-			in = stdin
-		}
-		kill := func() {
-			if t := router.process(); t != nil {
-				go func() { _ = t.Kill(context.WithoutCancel(ctx), syscall.SIGKILL) }()
-			}
-		}
-		out = &pipeWatch{w: o.Stdout, onBreak: kill}
-		ioc = cio.NewCreator(cio.WithStreams(in, watch.stdout(tee(out, runLog)), watch.stderr(tee(&pipeWatch{w: o.Stderr, onBreak: kill}, runLog))))
-	}
-
-	var hio *heldIO
-	task, err := container.NewTask(ctx, holdable(ioc, &hio))
-	pins.release()
-	tr.mark("task")
-	if err != nil {
-		removeContainer()
-		if s := router.earlySignal(); s != 0 {
-			return &ExitError{Code: 128 + int(s)}
-		}
-		return classifyStart("starting the sandbox", err)
-	}
-	router.created(task)
-	deleteTask := func() {
-		cctx, done := cleanupCtx()
-		defer done()
-		_, _ = task.Delete(cctx, client.WithProcessKill)
-	}
-	if stdin != nil {
-		stdin.setTask(task)
-	}
-	statusC, err := task.Wait(context.WithoutCancel(ctx))
-	if err != nil {
-		deleteTask()
-		removeContainer()
-		return fail(fmt.Errorf("waiting on task: %w", err))
-	}
-	if ctx.Err() != nil {
-		deleteTask()
-		removeContainer()
-		return fail(ctx.Err())
-	}
-	if err := netw.ready(); err != nil {
-		deleteTask()
-		removeContainer()
-		return fail(err)
-	}
-	tr.mark("network ready")
-	if con != nil {
-		resize(ctx, task, con)
-	}
-	hio.hold()
-	if err := task.Start(ctx); err != nil {
-		started, lost := startedAcrossRestart(context.WithoutCancel(ctx), c, task, ResolveAddress(o.Address), p.sb.ID, err)
-		hio.release(!started)
-		if lost != nil {
-			if con != nil {
-				_ = con.Reset()
-			}
-			netw.keep() // the workload may run: gc detaches it with its sandbox
-			return lost
-		}
-		if !started {
-			deleteTask()
-			removeContainer()
-			if s := router.earlySignal(); s != 0 {
-				return &ExitError{Code: 128 + int(s)}
-			}
-			return classifyStart("starting the sandbox", err)
+		_ = ctr.Delete(cctx, client.WithSnapshotCleanup)
+	})
+	if rec == nil {
+		if warn, err := pins.keepOwned(); err != nil {
+			return nil, nil, err
+		} else if warn != "" {
+			fmt.Fprintf(o.Stderr, "sbxrun: warning: %s\n", warn)
 		}
 	}
-	hio.release(false)
-	tr.mark("start")
-	router.started()
-	if o.OnStarted != nil {
-		o.OnStarted(task.Pid())
-	}
-	if o.Detach {
-		// The shim holds the stdin FIFO of -di now: its name can go.
-		_ = task.IO().Close()
-		netw.keep()
-		fmt.Fprintln(o.Stdout, o.Name)
-		if len(o.ports) > 0 {
-			fmt.Fprintf(o.Stderr, "sbxrun: %s publishes %s\n", o.Name, network.FormatPorts(o.ports))
-		}
-		return nil
-	}
-
-	st := <-statusC
-	if st.Error() != nil && ctx.Err() == nil {
-		// containerd went away (a restart); the task lives on in its shim.
-		var err error
-		if st, err = rewait(context.WithoutCancel(ctx), c, task, ResolveAddress(o.Address), p.sb.ID); err != nil {
-			if con != nil {
-				_ = con.Reset()
-			}
-			netw.keep() // the workload may still run: gc detaches it with its sandbox
-			return withCode(ExitFailed, err)
-		}
-	}
-	tr.mark("exit")
-	if o.Remove {
-		netw.detachSoon()
-	}
-	drainIO(task)
-	code, _, err := st.Result()
-	if err != nil {
-		code = ExitFailed
-	}
-	execErr := watch.finish(code, func() string { return specArg0(context.WithoutCancel(ctx), container) })
-	if execErr != nil {
-		code = uint32(ExitCode(execErr))
-	}
-	if out != nil && out.broken.Load() {
-		code = 128 + uint32(syscall.SIGPIPE)
-	}
-	runCtx, done := cleanupCtx()
-	defer done()
-	if code == 137 && p.sb.Memory > 0 && oomKilled(p.sb) {
-		if con != nil {
-			_ = con.Reset()
-		}
-		fmt.Fprintf(o.Stderr, "sbxrun: sandbox %s was OOM-killed: it reached its memory limit of %s (raise it with --memory)\n", o.Name, units.BytesSize(float64(p.sb.Memory)))
-	}
-	_, _ = task.Delete(runCtx)
-	tr.mark("delete task")
-	mark.remove()
-	if o.Remove {
-		_ = container.Delete(runCtx, client.WithSnapshotCleanup)
-	} else {
-		netw.keep()
-		_, _ = container.SetLabels(runCtx, map[string]string{LabelExitCode: strconv.Itoa(int(code))})
-	}
-	tr.mark("cleanup")
-	if execErr != nil {
-		return execErr
-	}
-	if code != 0 {
-		return &ExitError{Code: int(code)}
-	}
-	return nil
+	return ctr, pins, nil
 }
 
 // LabelExitCode records a kept container's last exit status.
@@ -793,8 +667,8 @@ func (c *closingReader) setTask(t client.Process) {
 // createContainer creates the container, replacing an orphan of the same
 // name. Exactly one of several concurrent runs with one name wins; the
 // others get a conflict error and leave nothing behind.
-func createContainer(ctx context.Context, c *client.Client, stateDir, id string, img *images.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
-	ctr, err := newContainer(ctx, c, id, img, opts, labels)
+func createContainer(ctx context.Context, c *client.Client, stateDir, id string, img *images.Image, opts []ctrdoci.SpecOpts, labels map[string]string, more ...client.NewContainerOpts) (client.Container, error) {
+	ctr, err := newContainer(ctx, c, id, img, opts, labels, more...)
 	if err == nil {
 		return ctr, nil
 	}
@@ -805,7 +679,7 @@ func createContainer(ctx context.Context, c *client.Client, stateDir, id string,
 	if !errdefs.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating sandbox %q: %w", id, err)
 	}
-	if ctr, ok := replaceOrphan(ctx, c, stateDir, id, img, opts, labels); ok {
+	if ctr, ok := replaceOrphan(ctx, c, stateDir, id, img, opts, labels, more...); ok {
 		return ctr, nil
 	}
 	name := sandboxName(id, labels)
@@ -815,7 +689,7 @@ func createContainer(ctx context.Context, c *client.Client, stateDir, id string,
 // replaceOrphan removes an orphan named id and creates the new container,
 // both under the namespace lock, so no gc can judge the old container and
 // delete the new one in between.
-func replaceOrphan(ctx context.Context, c *client.Client, stateDir, id string, img *images.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, bool) {
+func replaceOrphan(ctx context.Context, c *client.Client, stateDir, id string, img *images.Image, opts []ctrdoci.SpecOpts, labels map[string]string, more ...client.NewContainerOpts) (client.Container, bool) {
 	unlock, err := lockNamespace(ctx, stateDir)
 	if err != nil {
 		return nil, false
@@ -824,21 +698,22 @@ func replaceOrphan(ctx context.Context, c *client.Client, stateDir, id string, i
 	if _, free, err := removeIfOrphan(ctx, c, id, stateDir); err != nil || !free {
 		return nil, false
 	}
-	ctr, err := newContainer(ctx, c, id, img, opts, labels)
+	ctr, err := newContainer(ctx, c, id, img, opts, labels, more...)
 	return ctr, err == nil
 }
 
 // newContainer creates the container on a snapshot key unique to this
-// attempt, and removes that snapshot again when creation fails.
-func newContainer(ctx context.Context, c *client.Client, id string, img *images.Image, opts []ctrdoci.SpecOpts, labels map[string]string) (client.Container, error) {
+// attempt, and removes that snapshot again when creation fails. more are
+// applied after the spec is built.
+func newContainer(ctx context.Context, c *client.Client, id string, img *images.Image, opts []ctrdoci.SpecOpts, labels map[string]string, more ...client.NewContainerOpts) (client.Container, error) {
 	snap := id + "-" + randHex(4)
 	var rootfs []mount.Mount
-	ctr, err := c.NewContainer(ctx, id,
+	ctr, err := c.NewContainer(ctx, id, append([]client.NewContainerOpts{
 		client.WithImageName(img.Name()),
 		withSnapshot(img, snap, &rootfs),
 		client.WithContainerLabels(labels),
 		client.WithNewSpec(append(slices.Clip(opts), withMountTargetsChecked(img.Name(), &rootfs))...),
-	)
+	}, more...)...)
 	if err != nil {
 		_ = c.SnapshotService(img.Snapshotter).Remove(context.WithoutCancel(ctx), snap)
 		return nil, err

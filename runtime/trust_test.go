@@ -89,6 +89,8 @@ func TestProjectFileTrust(t *testing.T) {
 		{name: "no-new-privileges off", yaml: "security_opt: [no-new-privileges=false]", refused: "no-new-privileges=false"},
 		{name: "devices", yaml: "devices: [vendor.example.com/x=y]", refused: "devices: vendor.example.com/x=y"},
 		{name: "host network", yaml: "network: host", refused: "network: host"},
+		{name: "another sandbox's network", yaml: "network: container:db", refused: "network: container:db"},
+		{name: "bridge network", yaml: "network: bridge"},
 		{name: "home", yaml: `mounts: ["~:/h"]`, refused: "outside the project directory"},
 		{name: "ssh keys", yaml: `mounts: ["~/.ssh:/s"]`, refused: "outside the project directory"},
 		{name: "the user's own config", yaml: `mounts: ["~/.config/sbxrun:/c"]`, refused: "outside the project directory"},
@@ -109,6 +111,14 @@ func TestProjectFileTrust(t *testing.T) {
 		{name: "narrowing settings", yaml: "memory: 1g\n    cap_drop: [NET_RAW]\n    security_opt: [no-new-privileges]\n    network: none\n    read_only: true\n    privileged: false"},
 		{name: "image, env, user", yaml: "image: localhost/x:1\n    env: {A: b}\n    user: \"0\"\n    workdir: /src"},
 	}
+	// A named network is a namespace of the sandbox's own too: whatever
+	// else stops the run (the network does not exist here), trust does not.
+	t.Run("named network", func(t *testing.T) {
+		f := newTrustFixture(t, "network: projnet")
+		if err := f.validate(""); err != nil && strings.Contains(err.Error(), "untrusted") {
+			t.Fatalf("untrusted named network refused: %v", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newTrustFixture(t, tt.yaml)

@@ -45,6 +45,8 @@ func newApp() *cli.App {
 			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
 			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(), trustCommand(),
 			networkCommand(), portCommand(), doctorCommand(), completeCommand(), generateCommand(), misplacedHookCommand(),
+			composeCommand(),
+			createCommand(), startCommand(),
 		},
 	}
 }
@@ -105,8 +107,9 @@ var runFlags = []cli.Flag{
 	&cli.Float64Flag{Name: "cpus", Usage: "CPU quota (1.5)"},
 	&cli.Int64Flag{Name: "pids-limit", Usage: "maximum number of processes (-1 unlimited)"},
 	&cli.StringFlag{Name: "shm-size", Usage: "size of /dev/shm (2g)"},
-	&cli.StringFlag{Name: "net", Aliases: []string{"network"}, Usage: "network: host, none, bridge (the default network `sbxrun`) or a network's name"},
-	&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish [IP:][HOSTPORT:]PORT[/tcp|/udp] (ranges too) on 127.0.0.1 unless IP is given; needs --net bridge or NAME"},
+	&cli.StringFlag{Name: "net", Aliases: []string{"network"}, Usage: "network: bridge (the default: the network named sbxrun, created on first use), host, none, a network's name, or container:NAME (a running sandbox's)"},
+	&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish [IP:][HOSTPORT:]PORT[/tcp|/udp] (ranges too) on 127.0.0.1 (or default_publish_address) unless IP is given"},
+	&cli.BoolFlag{Name: "publish-all", Aliases: []string{"P"}, Usage: "publish the image's EXPOSEd ports on free host ports"},
 	&cli.StringSliceFlag{Name: "network-alias", Usage: "another name the sandbox has on its named network"},
 	&cli.StringFlag{Name: "pull", Usage: "pull policy: missing, always or never"},
 	&cli.StringFlag{Name: "entrypoint", Usage: "replace the image's entrypoint (\"\" clears it)"},
@@ -150,6 +153,7 @@ func runOptions(c *cli.Context) (*runtime.RunOptions, error) {
 		CDISpecDirs:       c.StringSlice("cdi-spec-dir"),
 		Publish:           c.StringSlice("publish"),
 		NetworkAliases:    c.StringSlice("network-alias"),
+		PublishAll:        c.Bool("publish-all"),
 	}
 	if c.IsSet("oom-score-adj") {
 		v := c.Int("oom-score-adj")

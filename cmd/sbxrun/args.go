@@ -116,7 +116,7 @@ func rewriteArgs(app *cli.App, args []string) []string {
 		cmd = app.Command("run")
 		rest = args[i:]
 		out = append(out, "run")
-	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec":
+	case cmd.Name == "run" || cmd.Name == "spec" || cmd.Name == "exec" || cmd.Name == "create":
 		out = append(out, word)
 	case len(cmd.Subcommands) > 0:
 		return append(append(out, word), expandAttached(cmd.Flags, rest)...)

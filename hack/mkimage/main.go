@@ -55,6 +55,8 @@ type options struct {
 	// symlinks are PATH=TARGET links added to the rootfs; one replaces
 	// the directory of the same path (workspace=/etc: a hostile image).
 	symlinks []string
+	// expose are the image's EXPOSEd ports, PORT/PROTO.
+	expose []string
 }
 
 func main() {
@@ -67,13 +69,14 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("mkimage", flag.ContinueOnError)
 	var o options
-	var env, labels, symlinks listFlag
+	var env, labels, symlinks, expose listFlag
 	var entrypoint, cmd string
 	fs.StringVar(&o.out, "o", "", "output `FILE` (required)")
 	fs.StringVar(&o.ref, "ref", "ghcr.io/sbxrun/base:latest", "image reference to record in index.json")
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "statically linked busybox to copy")
 	fs.Var(&env, "env", "`K=V` added to the image environment (repeatable)")
 	fs.Var(&labels, "label", "`K=V` image label (repeatable)")
+	fs.Var(&expose, "expose", "`PORT/PROTO` the image EXPOSEs, such as 8000/tcp (repeatable)")
 	fs.Var(&symlinks, "symlink", "`PATH=TARGET` symlink in the rootfs, replacing a directory at PATH (repeatable)")
 	fs.StringVar(&o.workdir, "workdir", "", "image working directory")
 	fs.StringVar(&o.user, "user", "", "image user")
@@ -113,7 +116,7 @@ func run(args []string) error {
 			return fmt.Errorf("invalid -symlink %q: use PATH=TARGET with PATH relative to the root, such as workspace=/etc", kv)
 		}
 	}
-	o.env, o.labels, o.symlinks = env, labels, symlinks
+	o.env, o.labels, o.symlinks, o.expose = env, labels, symlinks, expose
 
 	archive, err := build(o)
 	if err != nil {
@@ -147,16 +150,24 @@ func build(o options) ([]byte, error) {
 		return nil, err
 	}
 
+	var exposed map[string]struct{}
+	for _, p := range o.expose {
+		if exposed == nil {
+			exposed = map[string]struct{}{}
+		}
+		exposed[p] = struct{}{}
+	}
 	cfg := ocispec.Image{
 		Created:  &epoch,
 		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		Config: ocispec.ImageConfig{
-			User:       o.user,
-			Env:        mergeEnv([]string{defaultPath}, o.env),
-			Entrypoint: o.entrypoint,
-			Cmd:        o.cmd,
-			WorkingDir: o.workdir,
-			Labels:     toMap(o.labels),
+			User:         o.user,
+			Env:          mergeEnv([]string{defaultPath}, o.env),
+			Entrypoint:   o.entrypoint,
+			Cmd:          o.cmd,
+			WorkingDir:   o.workdir,
+			Labels:       toMap(o.labels),
+			ExposedPorts: exposed,
 		},
 		RootFS: ocispec.RootFS{
 			Type:    "layers",

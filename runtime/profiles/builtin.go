@@ -38,7 +38,7 @@ const (
 func defaultLayer() Profile {
 	return Profile{
 		Pull:        pointerTo("missing"),
-		Network:     pointerTo("host"),
+		Network:     pointerTo("bridge"),
 		StopSignal:  pointerTo("SIGTERM"),
 		StopTimeout: pointerTo(10),
 		Userns:      pointerTo("keep-id"),

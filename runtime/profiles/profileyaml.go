@@ -319,6 +319,11 @@ func (w *walker) walkFile(root *yaml.Node) error {
 		switch {
 		case strings.HasPrefix(e.key, "x-"):
 			continue // x-NAME: a place for YAML anchors, as in Docker Compose
+		case e.key == PublishAddressKey:
+			if err := w.checkPublishAddress(deref(e.v)); err != nil {
+				return err
+			}
+			continue
 		case e.key != "profiles":
 			return w.errorf(e.k, "unknown top-level key %q: profiles go under \"profiles:\" (keys starting with \"x-\" are free for YAML anchors)", e.key)
 		}

@@ -310,6 +310,12 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 		switch *p.Network {
 		case "host", "none", "bridge":
 		default:
+			if name, ok := network.ContainerMode(*p.Network); ok {
+				if name == "" || strings.ContainsAny(name, " \t\n/:") {
+					return fail("network", fmt.Errorf("invalid network %q: use container:NAME, NAME a running sandbox", *p.Network))
+				}
+				break
+			}
 			if err := network.CheckName(*p.Network); err != nil {
 				return fail("network", fmt.Errorf("unknown network %q: use host, none, bridge or a network name (`sbxrun network ls`)", *p.Network))
 			}

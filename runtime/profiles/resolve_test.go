@@ -73,7 +73,7 @@ func TestBuiltinProfiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *r.Profile.Image != tt.image || *r.Profile.Pull != "missing" || *r.Profile.Network != "host" {
+			if *r.Profile.Image != tt.image || *r.Profile.Pull != "missing" || *r.Profile.Network != "bridge" {
 				t.Errorf("image, pull, network = %q, %q, %q; want %q, missing, host", *r.Profile.Image, *r.Profile.Pull, *r.Profile.Network, tt.image)
 			}
 			if p.Description(tt.name) == "" {
@@ -83,7 +83,7 @@ func TestBuiltinProfiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sb.Workdir != tt.workdir || sb.ShmSize != tt.shm || sb.Network != "host" || !sb.NoNewPrivileges {
+			if sb.Workdir != tt.workdir || sb.ShmSize != tt.shm || sb.Network != "bridge" || !sb.NoNewPrivileges {
 				t.Errorf("workdir, shm, network, nnp = %q, %d, %q, %v; want %q, %d, host, true", sb.Workdir, sb.ShmSize, sb.Network, sb.NoNewPrivileges, tt.workdir, tt.shm)
 			}
 			if !slices.Equal(sb.Env, tt.env) {

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sbxrun/sbxrun/network"
 )
 
 // A project file is one that comes with a directory someone else may have
@@ -126,7 +128,7 @@ func (st *trustStore) trusts(file, digest string) bool {
 
 // ProjectFiles are the files of a project directory that `sbxrun trust`
 // covers: the ones sbxrun reads from the current directory.
-var ProjectFiles = []string{"sbxrun.yaml"}
+var ProjectFiles = append([]string{"sbxrun.yaml"}, ComposeFiles...)
 
 // TrustOptions is `sbxrun trust`.
 type TrustOptions struct {
@@ -152,6 +154,9 @@ func (o TrustOptions) projectFiles() (string, []string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", nil, badConfigf("project directory %q: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.Mode().IsRegular() {
+		return filepath.Dir(abs), []string{abs}, nil // one file: a manifest (kube play)
 	}
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
 		return "", nil, badConfigf("%q is not a directory: give the project directory, such as `sbxrun trust .`", dir)
@@ -300,8 +305,8 @@ func (r *Resolved) fromUntrusted(key string) (at, dir string, ok bool) {
 // choose the image, command, env, workdir, user, limits, GPUs, tmpfs mounts
 // and bind mounts of paths inside its own directory or of the caches the
 // built-in profiles declare (Resolved.sandbox confines those), and may
-// narrow the sandbox (cap_drop, read_only, network: none,
-// no-new-privileges). It may not add capabilities, change security options,
+// narrow the sandbox (cap_drop, read_only, network: none, bridge or a
+// named network, no-new-privileges). It may not add capabilities, change security options,
 // add devices, run privileged or choose a namespace. Flags, --config and
 // the files of the user and of root are the user's own choice and are not
 // checked; neither is a project file the user trusted with this content.
@@ -310,7 +315,7 @@ func CheckTrust(res *Resolved) error {
 	if at, dir, ok := res.fromUntrusted("privileged"); ok && p.Privileged != nil && *p.Privileged {
 		return untrustedError(at, dir, "privileged: true", "--privileged")
 	}
-	if at, dir, ok := res.fromUntrusted("network"); ok && p.Network != nil && *p.Network != "none" {
+	if at, dir, ok := res.fromUntrusted("network"); ok && p.Network != nil && !untrustedNetworkOK(*p.Network) {
 		return untrustedError(at, dir, "network: "+*p.Network, "--net "+*p.Network)
 	}
 	for _, l := range res.untrusted {
@@ -398,4 +403,16 @@ func confineMount(at, dir string, m MountSpec, src string, h HostEnv) (string, e
 func pathWithin(p, dir string) bool {
 	p, dir = filepath.Clean(p), filepath.Clean(dir)
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// untrustedNetworkOK reports whether an untrusted project file may ask for
+// network mode: none, the default bridge and named networks each give the
+// sandbox a namespace of its own (more isolated than the host's); host
+// and container:NAME (another sandbox's namespace) are the user's choice.
+func untrustedNetworkOK(mode string) bool {
+	switch mode {
+	case "host", "":
+		return false
+	}
+	return !strings.HasPrefix(mode, network.ContainerPrefix)
 }

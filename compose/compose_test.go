@@ -1,0 +1,226 @@
+package compose
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/sbxrun/sbxrun/runtime/profiles"
+)
+
+// project writes compose.yaml (and the extra files) into a fresh
+// directory and loads it with an empty trust store of its own.
+func project(t *testing.T, yaml string, extra map[string]string) (*Project, error) {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{"compose.yaml": yaml}
+	for k, v := range extra {
+		files[k] = v
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Load(context.Background(), Options{WorkingDir: dir, Files: []string{filepath.Join(dir, "compose.yaml")}, Project: "p",
+		TrustFile: filepath.Join(t.TempDir(), "trust.json")})
+}
+
+func mustPlan(t *testing.T, yaml string, extra map[string]string) *Plan {
+	t.Helper()
+	p, err := project(t, yaml, extra)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if err := p.Check(profiles.HostEnv{Home: "/nonexistent-home", Cwd: p.WorkingDir}); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	plan, err := p.Plan(PlanOptions{VolumesDir: "/vols"})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	return plan
+}
+
+func TestInterpolationAndMapping(t *testing.T) {
+	t.Setenv("SBX_TEST_UNSET", "")
+	plan := mustPlan(t, `
+services:
+  db:
+    image: busybox
+  dev:
+    image: ${IMG:-busybox:1}
+    command: ["sh", "-c", "echo $$X"]
+    environment: {GREETING: "${GREETING:-hi}", FROM_ENV: "${FROM_DOTENV}"}
+    working_dir: /workspace
+    volumes: [".:/workspace", "cache:/cache"]
+    ports: ["127.0.0.1:8080:80", "9000"]
+    depends_on: {db: {condition: service_started}}
+    deploy:
+      resources:
+        limits: {memory: 64m, cpus: "0.5", pids: 77}
+volumes:
+  cache: {}
+`, map[string]string{".env": "FROM_DOTENV=dotenv-value\n"})
+	if len(plan.Services) != 2 || plan.Services[0].Name != "db" || plan.Services[1].Name != "dev" {
+		t.Fatalf("services not in dependency order: %+v", plan.Services)
+	}
+	dev := plan.Services[1]
+	if dev.Container != "p-dev-1" || *dev.Flags.Image != "busybox:1" {
+		t.Errorf("container %q image %q", dev.Container, *dev.Flags.Image)
+	}
+	if dev.Flags.Env["GREETING"] != "hi" || dev.Flags.Env["FROM_ENV"] != "dotenv-value" {
+		t.Errorf("env %v: want GREETING=hi (default) and FROM_ENV from .env", dev.Flags.Env)
+	}
+	if strings.Join(dev.Args, " ") != "sh -c echo $X" {
+		t.Errorf("args %q", dev.Args)
+	}
+	if strings.Join(dev.Publish, ",") != "127.0.0.1:8080:80,9000" {
+		t.Errorf("publish %q", dev.Publish)
+	}
+	if dev.Flags.Memory == nil || *dev.Flags.Memory != "67108864" {
+		t.Errorf("memory %v", dev.Flags.Memory)
+	}
+	if dev.Flags.PidsLimit == nil || *dev.Flags.PidsLimit != 77 {
+		t.Errorf("pids %v", dev.Flags.PidsLimit)
+	}
+	if dev.Flags.Labels[LabelProject] != "p" || dev.Flags.Labels[LabelService] != "dev" {
+		t.Errorf("labels %v", dev.Flags.Labels)
+	}
+	if len(plan.Volumes) != 1 || plan.Volumes[0].Name != "p_cache" || plan.Volumes[0].Dir != "/vols/p_cache" {
+		t.Errorf("volumes %+v", plan.Volumes)
+	}
+	if len(plan.Networks) != 1 || plan.Networks[0].Name != "p_default" {
+		t.Errorf("networks %+v", plan.Networks)
+	}
+	if !strings.Contains(strings.Join(dev.Aliases, ","), "dev") {
+		t.Errorf("aliases %v lack the service name", dev.Aliases)
+	}
+}
+
+func TestGPURequests(t *testing.T) {
+	for _, c := range []struct{ devices, want string }{
+		{`[{driver: nvidia, count: all, capabilities: [gpu]}]`, "all"},
+		{`[{driver: nvidia, count: 2, capabilities: [gpu]}]`, "2"},
+		{`[{driver: nvidia, device_ids: ["0", "3"], capabilities: [gpu]}]`, "device=0,3"},
+		{`[{capabilities: [gpu]}]`, "all"},
+	} {
+		plan := mustPlan(t, "services:\n  m:\n    image: busybox\n    deploy:\n      resources:\n        reservations:\n          devices: "+c.devices+"\n", nil)
+		g := plan.Services[0].Flags.GPUs
+		if g == nil || *g != c.want {
+			t.Errorf("%s: gpus %v, want %q", c.devices, g, c.want)
+		}
+	}
+	plan := mustPlan(t, "services:\n  m:\n    image: busybox\n    gpus: all\n", nil)
+	if g := plan.Services[0].Flags.GPUs; g == nil || *g != "all" {
+		t.Errorf("gpus: all became %v", g)
+	}
+	p, err := project(t, "services:\n  m:\n    image: busybox\n    deploy:\n      resources:\n        reservations:\n          devices: [{driver: amd, count: 1, capabilities: [gpu]}]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Plan(PlanOptions{VolumesDir: "/vols"}); err == nil || !strings.Contains(err.Error(), `driver "amd"`) {
+		t.Errorf("an amd reservation: %v", err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	for _, c := range []struct {
+		name, service string
+		want          []string
+	}{
+		{"privileged", "    privileged: true\n", []string{"compose.yaml:4", `service "s"`, "privileged", "sbxrun trust"}},
+		{"docker.sock", "    volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n", []string{"compose.yaml:4", `service "s"`, "volumes", "docker.sock"}},
+		{"cap_add", "    cap_add: [SYS_ADMIN]\n", []string{"compose.yaml:4", `service "s"`, "cap_add", "sbxrun trust"}},
+		{"outside bind", "    volumes: [\"/etc:/host-etc\"]\n", []string{"compose.yaml:4", `service "s"`, "/etc"}},
+		{"host network", "    network_mode: host\n", []string{"compose.yaml:4", `service "s"`, "network_mode"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := project(t, "services:\n  s:\n    image: busybox\n"+c.service, nil)
+			if err == nil {
+				err = p.Check(profiles.HostEnv{Home: "/nonexistent-home", Cwd: p.WorkingDir})
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("not bad input: %v", err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("more than one line: %q", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("build only", func(t *testing.T) {
+		p, err := project(t, "services:\n  b:\n    build: .\n", nil)
+		if err == nil {
+			err = p.Check(profiles.HostEnv{Cwd: p.WorkingDir})
+		}
+		if err == nil || !strings.Contains(err.Error(), `service "b" has build and no image`) || !strings.Contains(err.Error(), "build and push it") ||
+			!errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("build-only: %v", err)
+		}
+	})
+}
+
+func TestTrustedFileAllowsPrivileged(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(t.TempDir(), "trust.json")
+	file := filepath.Join(dir, "compose.yaml")
+	if err := os.WriteFile(file, []byte("services:\n  s:\n    image: busybox\n    privileged: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load := func() *Project {
+		p, err := Load(context.Background(), Options{WorkingDir: dir, Project: "p", TrustFile: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := load(); p.Trusted || p.Check(profiles.HostEnv{Cwd: dir}) == nil {
+		t.Fatal("untrusted file accepted")
+	}
+	if _, err := profiles.Trust(profiles.TrustOptions{Dir: dir, File: store}); err != nil {
+		t.Fatal(err)
+	}
+	if p := load(); !p.Trusted || p.Check(profiles.HostEnv{Cwd: dir}) != nil {
+		t.Fatalf("trusted file refused: trusted=%v", p.Trusted)
+	}
+	// A change after `sbxrun trust` is untrusted again.
+	if err := os.WriteFile(file, []byte("services:\n  s:\n    image: busybox\n    privileged: true\n    cap_add: [ALL]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := load(); p.Trusted {
+		t.Fatal("a changed file is still trusted")
+	}
+}
+
+func TestUnsupportedKeysWarn(t *testing.T) {
+	plan := mustPlan(t, "services:\n  s:\n    image: busybox\n    ulimits: {nofile: 1024}\n    sysctls: {net.core.somaxconn: 1024}\n", nil)
+	w := strings.Join(plan.Warnings, "\n")
+	for _, k := range []string{`service "s": ulimits`, `service "s": sysctls`} {
+		if !strings.Contains(w, k) {
+			t.Errorf("warnings %q lack %q", w, k)
+		}
+	}
+}
+
+func TestDependsOnCycle(t *testing.T) {
+	p, err := project(t, "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", nil)
+	if err == nil {
+		_, err = p.Plan(PlanOptions{VolumesDir: "/vols"})
+	}
+	if err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Errorf("a cycle: %v", err)
+	}
+}
