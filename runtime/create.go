@@ -145,7 +145,7 @@ func Create(ctx context.Context, o *RunOptions) error {
 	o.Detach = false
 	p, err := o.prepare()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	tr.mark("prepare")
 	ctx, cancel := context.WithCancel(ctx)
@@ -158,7 +158,7 @@ func Create(ctx context.Context, o *RunOptions) error {
 		if e := s.earlyExit(); e != nil {
 			return e
 		}
-		return withCode(ExitFailed, err)
+		return err
 	}
 	c, ctx, err := o.connect(ctx)
 	tr.mark("connect")
@@ -217,18 +217,18 @@ func Start(ctx context.Context, g *Global, so *StartOptions) error {
 	defer cancel()
 	c, ctx, ctr, err := g.load(ctx, so.Name)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close() // last: after the teardown the stack below does
 	rec, labels, err := recordOf(ctx, ctr, so.Name)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	if running, err := clearTask(ctx, ctr); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	} else if running {
 		if so.Attach {
-			return withCode(ExitFailed, fmt.Errorf("sandbox %q is running already: `sbxrun logs -f %s` shows its output", so.Name, so.Name))
+			return fmt.Errorf("sandbox %q is running already: `sbxrun logs -f %s` shows its output", so.Name, so.Name)
 		}
 		fmt.Fprintln(o.Stdout, so.Name) // Docker: starting a running container does nothing
 		return nil
@@ -245,14 +245,14 @@ func Start(ctx context.Context, g *Global, so *StartOptions) error {
 	sb.Mounts = append([]oci.Mount(nil), rec.Sandbox.Mounts...)
 	// Published ports are reserved now: those create picked may be taken.
 	if err := o.planNetwork(&sb); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	if err := o.publishExposed(ocispec.ImageConfig{ExposedPorts: rec.Exposed}); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	con, err := o.console()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	sig, timeout := stopOf(labels)
 	s := o.session(ctx, cancel, con, sig, timeout)
@@ -263,7 +263,7 @@ func Start(ctx context.Context, g *Global, so *StartOptions) error {
 		if e := s.earlyExit(); e != nil {
 			return e
 		}
-		return withCode(ExitFailed, err)
+		return err
 	}
 	mark, err := o.prepareFiles(sb.ID, &undo)
 	if err != nil {

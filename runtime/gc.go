@@ -24,7 +24,7 @@ import (
 func GC(ctx context.Context, g *Global, out io.Writer) error {
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	addr := ResolveAddress(g.Address)

@@ -2,16 +2,13 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/containerd/console"
 	"github.com/containerd/log"
@@ -151,42 +148,25 @@ func PullImages(ctx context.Context, g *Global, o PullOptions) error {
 	return nil
 }
 
-// ListImages writes the images of the namespace as a table or JSON, with
-// the profiles that run each.
-func ListImages(ctx context.Context, g *Global, lo profiles.LoadOptions, format string, w io.Writer) error {
-	if format != "table" && format != "json" {
-		return fmt.Errorf("invalid --format %q: use table or json", format)
-	}
+// ListImages returns the images of the namespace, with the profiles that
+// run each.
+func ListImages(ctx context.Context, g *Global, lo profiles.LoadOptions) ([]images.Summary, error) {
 	users := profileImages(lo)
 	c, ctx, err := g.connect(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
 	list, err := images.List(ctx, c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := range list {
 		if p := users[list[i].Ref]; p != nil {
 			list[i].Profiles = p
 		}
 	}
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "REF\tDIGEST\tSIZE\tCREATED\tPROFILES")
-	for _, s := range list {
-		dg := strings.TrimPrefix(s.Digest, "sha256:")
-		if len(dg) > 12 {
-			dg = dg[:12]
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Ref, dg, units.HumanSize(float64(s.Size)), ago(s.Created), strings.Join(s.Profiles, ","))
-	}
-	return tw.Flush()
+	return list, nil
 }
 
 // profileImages maps normalized image names to the profiles that run them.

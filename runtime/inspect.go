@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -51,7 +48,7 @@ func (f psFilter) match(s Sandbox) bool {
 	if vs, ok := f["name"]; ok && !slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(s.Name, v) }) {
 		return false
 	}
-	if vs, ok := f["status"]; ok && !slices.Contains(vs, s.state()) {
+	if vs, ok := f["status"]; ok && !slices.Contains(vs, s.State()) {
 		return false
 	}
 	for _, v := range f["label"] {
@@ -64,9 +61,9 @@ func (f psFilter) match(s Sandbox) bool {
 	return true
 }
 
-// state is Docker's word for the sandbox's state: created, running,
+// State is Docker's word for the sandbox's state: created, running,
 // paused or exited.
-func (s Sandbox) state() string {
+func (s Sandbox) State() string {
 	switch s.Status {
 	case string(client.Running), string(client.Paused), string(client.Created):
 		return s.Status
@@ -74,94 +71,6 @@ func (s Sandbox) state() string {
 		return "exited"
 	}
 	return s.Status
-}
-
-// psRow is what a `ps --format` template sees: the fields of Docker's
-// `docker ps --format` that sbxrun has, as text.
-type psRow struct {
-	ID, Names, Image, Profile, State, Status, Pid, CreatedAt, RunningFor, Labels, Ports string
-
-	labels map[string]string
-	header bool
-}
-
-// Label is the value of one label, as Docker's {{.Label "KEY"}}.
-func (r psRow) Label(key string) string {
-	if r.header {
-		return strings.ToUpper(key)
-	}
-	return r.labels[key]
-}
-
-func newPsRow(s Sandbox) psRow {
-	status := "Created"
-	switch s.state() {
-	case "running":
-		status = "Up " + strings.TrimSuffix(ago(s.Created), " ago")
-	case "paused":
-		status = "Up " + strings.TrimSuffix(ago(s.Created), " ago") + " (Paused)"
-	case "exited":
-		status = "Exited"
-		if s.Exit != nil {
-			status = fmt.Sprintf("Exited (%d)", *s.Exit)
-		}
-	}
-	var labels []string
-	for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
-		labels = append(labels, k+"="+s.Labels[k])
-	}
-	return psRow{ID: s.ID, Names: s.Name, Image: s.Image, Profile: s.Profile, State: s.state(), Status: status,
-		Pid: fmt.Sprint(s.Pid), CreatedAt: s.Created.Format("2006-01-02 15:04:05 -0700 MST"), RunningFor: ago(s.Created),
-		Labels: strings.Join(labels, ","), Ports: s.Ports, labels: s.Labels}
-}
-
-var psHeader = psRow{ID: "ID", Names: "NAMES", Image: "IMAGE", Profile: "PROFILE", State: "STATE", Status: "STATUS",
-	Pid: "PID", CreatedAt: "CREATED AT", RunningFor: "CREATED", Labels: "LABELS", Ports: "PORTS", header: true}
-
-// psTemplate parses a --format Go template; "table TEMPLATE" prints a
-// header row and aligns the columns, as Docker does.
-func psTemplate(format string) (tmpl *template.Template, table bool, err error) {
-	text, table := strings.CutPrefix(format, "table ")
-	// Docker's templates write \t for a tab in the shell's single quotes.
-	text = strings.ReplaceAll(text, `\t`, "\t")
-	tmpl, err = template.New("ps").Funcs(template.FuncMap{
-		"json":  func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
-		"join":  strings.Join,
-		"lower": strings.ToLower,
-		"upper": strings.ToUpper,
-	}).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, false, fmt.Errorf("invalid --format %q: %v: use a Go template such as '{{.Names}}\\t{{.Status}}', or table or json", format, err)
-	}
-	return tmpl, table, nil
-}
-
-// writeTemplate prints one line per sandbox with tmpl.
-func writeTemplate(w io.Writer, tmpl *template.Template, table bool, list []Sandbox) error {
-	out := w
-	var tw *tabwriter.Writer
-	if table {
-		tw = tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-		out = tw
-	}
-	rows := make([]psRow, 0, len(list)+1)
-	if table {
-		rows = append(rows, psHeader)
-	}
-	for _, s := range list {
-		rows = append(rows, newPsRow(s))
-	}
-	for _, r := range rows {
-		var b strings.Builder
-		if err := tmpl.Execute(&b, r); err != nil {
-			return fmt.Errorf("invalid --format: %v: the fields are .ID .Names .Image .Profile .State .Status .Pid .CreatedAt .RunningFor .Labels and .Label \"KEY\"", err)
-		}
-		fmt.Fprintln(out, b.String())
-	}
-	if tw != nil {
-		return tw.Flush()
-	}
-	return nil
 }
 
 // Wait waits until the sandbox name stops and returns its exit status, as
@@ -288,7 +197,7 @@ func inspectOne(ctx context.Context, c *client.Client, name, ns string) (Inspect
 	}
 	s := sandboxOf(ctx, ctr, info.Labels, info.ID, info.Image, info.CreatedAt)
 	in := Inspection{ID: info.ID, Name: s.Name, Created: info.CreatedAt, Image: s.Image, Profile: s.Profile,
-		State:  InspectionState{Status: s.state(), Running: s.state() == "running", Paused: s.state() == "paused", Pid: s.Pid},
+		State:  InspectionState{Status: s.State(), Running: s.State() == "running", Paused: s.State() == "paused", Pid: s.Pid},
 		Config: InspectionConf{Image: s.Image, Labels: info.Labels}}
 	if s.Exit != nil {
 		in.State.ExitCode = *s.Exit

@@ -99,6 +99,17 @@ func ensureHeld(ctx context.Context, c *client.Client, ref, policy, snapshotter 
 	return nil, ctx, func() {}, fmt.Errorf("getting image %q ready: %w (something removes it while the run starts: is a prune running in a loop?)", ref, lastErr)
 }
 
+// dropDeadLeases is dropDeadRunLeases on its own connection.
+func dropDeadLeases(ctx context.Context, g *Global) error {
+	c, ctx, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = dropDeadRunLeases(ctx, c)
+	return err
+}
+
 // dropDeadRunLeases deletes the run leases whose sbxrun is gone (killed
 // between the image check and the container's creation) and returns how
 // many it deleted. The deletes are synchronous: the snapshots those leases

@@ -45,7 +45,7 @@ func (l *launch) run(ctx context.Context, undo *cleanups) error {
 		if e := s.earlyExit(); e != nil {
 			return e
 		}
-		return withCode(ExitFailed, err)
+		return err
 	}
 	// The network namespace exists before the task does; it goes when the
 	// run ends, unless the sandbox outlives the run.
@@ -157,7 +157,7 @@ func (l *launch) run(ctx context.Context, undo *cleanups) error {
 			s.reset()
 			netw.keep() // the workload may still run: gc detaches it with its sandbox
 			undo.disarm()
-			return withCode(ExitFailed, err)
+			return err
 		}
 	}
 	tr.mark("exit")

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/containerd/console"
@@ -42,18 +39,12 @@ type Sandbox struct {
 	Ports string `json:"ports,omitempty"`
 }
 
-// PsOptions selects what List shows.
+// PsOptions selects the sandboxes Select returns.
 type PsOptions struct {
 	// All includes sandboxes that are not running.
 	All bool
-	// Quiet prints the names only, one a line (`ps -q`, for scripts).
-	Quiet bool
 	// Filters are Docker's `--filter KEY=VALUE`: name=, status=, label=.
 	Filters []string
-	// Format is "table" (default), "json", or a Go template over the
-	// fields of Docker's `ps --format` ({{.Names}}, {{.Status}}, {{.Image}},
-	// {{.ID}}, ...), with a "table " prefix for a header and aligned columns.
-	Format string
 }
 
 // List returns the sandboxes sbxrun created in the namespace.
@@ -123,82 +114,20 @@ func Names(ctx context.Context, g *Global, all bool) ([]string, error) {
 	return names, nil
 }
 
-// Ps writes the sandbox list as a table, JSON, names (Quiet) or a Go
-// template.
-func Ps(ctx context.Context, g *Global, o PsOptions, w io.Writer) error {
-	var (
-		tmpl  *template.Template
-		table bool
-	)
-	switch o.Format {
-	case "", "table", "json":
-	default:
-		var err error
-		if tmpl, table, err = psTemplate(o.Format); err != nil {
-			return err
-		}
-	}
+// Select returns the sandboxes o selects: the running ones, or with All
+// every one, that match o.Filters.
+func Select(ctx context.Context, g *Global, o PsOptions) ([]Sandbox, error) {
 	filter, err := parsePsFilters(o.Filters)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A status filter looks at stopped sandboxes too, as in Docker.
 	all := o.All || len(filter["status"]) > 0
 	list, err := List(ctx, g, all)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	list = slices.DeleteFunc(list, func(s Sandbox) bool { return !filter.match(s) })
-	switch {
-	case o.Quiet:
-		for _, s := range list {
-			fmt.Fprintln(w, s.Name)
-		}
-		return nil
-	case tmpl != nil:
-		return writeTemplate(w, tmpl, table, list)
-	case o.Format == "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	// A PORTS column when a sandbox publishes any.
-	ports := slices.ContainsFunc(list, func(s Sandbox) bool { return s.Ports != "" })
-	header := "NAME\tPROFILE\tIMAGE\tSTATUS\tPID\tCREATED"
-	if ports {
-		header += "\tPORTS"
-	}
-	fmt.Fprintln(tw, header)
-	for _, s := range list {
-		status := s.Status
-		if s.Exit != nil {
-			status = fmt.Sprintf("exited (%d)", *s.Exit)
-		}
-		prof := s.Profile
-		if prof == "" {
-			prof = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s", s.Name, prof, s.Image, status, s.Pid, ago(s.Created))
-		if ports {
-			fmt.Fprintf(tw, "\t%s", s.Ports)
-		}
-		fmt.Fprintln(tw)
-	}
-	return tw.Flush()
-}
-
-func ago(t time.Time) string {
-	d := time.Since(t).Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	return slices.DeleteFunc(list, func(s Sandbox) bool { return !filter.match(s) }), nil
 }
 
 func (g *Global) load(ctx context.Context, name string) (*client.Client, context.Context, client.Container, error) {

@@ -233,32 +233,32 @@ func ProjectUp(ctx context.Context, o *ProjectOptions, u UpOptions) error {
 		fmt.Fprintln(o.errw(), "sbxrun: warning: "+w)
 	}
 	if err := o.Preflight(plan.Services); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	unlock, err := o.lock()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer unlock()
 	members, err := o.members(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	// A name taken by a sandbox of no project, or of another, is refused
 	// before anything is created.
 	all, err := List(ctx, &o.Global, true)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	for _, s := range plan.Services {
 		for _, x := range all {
 			if x.Name == s.Container && x.Labels[compose.LabelProject] != plan.Project {
-				return withCode(ExitFailed, fmt.Errorf("service %q: a sandbox named %q exists and is not this project's: remove it (`sbxrun rm -f %s`) or set container_name", s.Name, s.Container, s.Container))
+				return fmt.Errorf("service %q: a sandbox named %q exists and is not this project's: remove it (`sbxrun rm -f %s`) or set container_name", s.Name, s.Container, s.Container)
 			}
 		}
 	}
 	if err := o.ensureResources(); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	if u.Detach || u.Wait {
 		for _, s := range plan.Services {
@@ -270,7 +270,7 @@ func ProjectUp(ctx context.Context, o *ProjectOptions, u UpOptions) error {
 	h := newHealth()
 	for _, s := range plan.Services {
 		if err := o.waitDeps(ctx, s, h); err != nil {
-			return withCode(ExitFailed, err)
+			return err
 		}
 		if err := o.converge(ctx, s, members[s.Container]); err != nil {
 			return err
@@ -288,7 +288,7 @@ func ProjectUp(ctx context.Context, o *ProjectOptions, u UpOptions) error {
 		}
 		for _, s := range plan.Services {
 			if err := o.waitReady(wctx, s, h); err != nil {
-				return withCode(ExitFailed, err)
+				return err
 			}
 		}
 	}
@@ -359,7 +359,7 @@ func (o *ProjectOptions) converge(ctx context.Context, s *compose.Service, have 
 			return nil
 		}
 		if err := Remove(ctx, &o.Global, []string{s.Container}, true); err != nil {
-			return withCode(ExitFailed, fmt.Errorf("service %q: replacing %s: %w", s.Name, s.Container, err))
+			return fmt.Errorf("service %q: replacing %s: %w", s.Name, s.Container, err)
 		}
 	}
 	return o.start(ctx, s)
@@ -372,6 +372,9 @@ func (o *ProjectOptions) start(ctx context.Context, s *compose.Service) error {
 		var ee *ExitError
 		if errors.As(err, &ee) && ee.Err != nil {
 			return &ExitError{Code: ee.Code, Err: fmt.Errorf("service %q: %w", s.Name, ee.Err)}
+		}
+		if ee == nil {
+			return fmt.Errorf("service %q: %w", s.Name, err)
 		}
 		return err
 	}
@@ -769,7 +772,7 @@ func (o *ProjectOptions) followLog(ctx context.Context, s *compose.Service, widt
 func ProjectLogs(ctx context.Context, o *ProjectOptions, services []string, follow bool) error {
 	svcs, err := o.selected(services)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	width := 0
 	for _, s := range svcs {
@@ -838,12 +841,12 @@ type DownOptions struct {
 func ProjectDown(ctx context.Context, o *ProjectOptions, d DownOptions) error {
 	unlock, err := o.lock()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer unlock()
 	members, err := o.members(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	var errs []error
 	// Dependents first.
@@ -874,9 +877,14 @@ func ProjectDown(ctx context.Context, o *ProjectOptions, d DownOptions) error {
 		}
 		fmt.Fprintf(o.errw(), "sbxrun: %s removed\n", name)
 	}
+	// A killed `up` may have left the lease that held a service's snapshot
+	// before its sandbox existed: down leaves nothing of the project.
+	if err := dropDeadLeases(ctx, &o.Global); err != nil {
+		errs = append(errs, err)
+	}
 	rec, err := o.readRecord()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	var keepNets []string
 	for _, n := range rec.Networks {
@@ -929,7 +937,7 @@ type ProjectService struct {
 func ProjectPs(ctx context.Context, o *ProjectOptions, format string) error {
 	members, err := o.members(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	rows := []ProjectService{}
 	var mu sync.Mutex
@@ -959,7 +967,7 @@ func ProjectPs(ctx context.Context, o *ProjectOptions, format string) error {
 		return enc.Encode(rows)
 	}
 	if format != "" && format != "table" {
-		return withCode(ExitFailed, fmt.Errorf("unknown --format %q: use table or json", format))
+		return fmt.Errorf("unknown --format %q: use table or json", format)
 	}
 	tw := tabwriter.NewWriter(o.out(), 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSERVICE\tIMAGE\tSTATE\tHEALTH\tPORTS")
@@ -977,11 +985,11 @@ func ProjectPs(ctx context.Context, o *ProjectOptions, format string) error {
 func ProjectStop(ctx context.Context, o *ProjectOptions, services []string) error {
 	svcs, err := o.selected(services)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	members, err := o.members(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	for i := len(svcs) - 1; i >= 0; i-- {
 		s := svcs[i]
@@ -989,7 +997,7 @@ func ProjectStop(ctx context.Context, o *ProjectOptions, services []string) erro
 			continue
 		}
 		if err := Stop(ctx, &o.Global, s.Container, -1); err != nil {
-			return withCode(ExitFailed, err)
+			return err
 		}
 		fmt.Fprintf(o.errw(), "sbxrun: %s stopped\n", s.Container)
 	}
@@ -1003,22 +1011,22 @@ func ProjectStop(ctx context.Context, o *ProjectOptions, services []string) erro
 func ProjectStart(ctx context.Context, o *ProjectOptions, services []string) error {
 	svcs, err := o.selected(services)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	if err := o.Preflight(svcs); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	unlock, err := o.lock()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer unlock()
 	members, err := o.members(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	if err := o.ensureResources(); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	h := newHealth()
 	for _, s := range o.Plan.Services {
@@ -1026,7 +1034,7 @@ func ProjectStart(ctx context.Context, o *ProjectOptions, services []string) err
 			continue
 		}
 		if err := o.waitDeps(ctx, s, h); err != nil {
-			return withCode(ExitFailed, err)
+			return err
 		}
 		m := members[s.Container]
 		if m.Status == "running" {
@@ -1052,7 +1060,7 @@ func ProjectRestart(ctx context.Context, o *ProjectOptions, services []string) e
 func ProjectExec(ctx context.Context, o *ProjectOptions, service string, e *ExecOptions) error {
 	s := o.Plan.Service(service)
 	if s == nil {
-		return withCode(ExitFailed, fmt.Errorf("no service %q in project %q: `sbxrun compose config --services` lists them", service, o.Plan.Project))
+		return fmt.Errorf("no service %q in project %q: `sbxrun compose config --services` lists them", service, o.Plan.Project)
 	}
 	e.Name = s.Container
 	return Exec(ctx, &o.Global, e)
@@ -1076,7 +1084,7 @@ type ProjectRunOptions struct {
 func ProjectRun(ctx context.Context, o *ProjectOptions, r ProjectRunOptions) error {
 	s := o.Plan.Service(r.Service)
 	if s == nil {
-		return withCode(ExitFailed, fmt.Errorf("no service %q in project %q: `sbxrun compose config --services` lists them", r.Service, o.Plan.Project))
+		return fmt.Errorf("no service %q in project %q: `sbxrun compose config --services` lists them", r.Service, o.Plan.Project)
 	}
 	var deps []string
 	for d := range s.DependsOn {
@@ -1087,7 +1095,7 @@ func ProjectRun(ctx context.Context, o *ProjectOptions, r ProjectRunOptions) err
 			return err
 		}
 	} else if err := o.ensureResources(); err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	ro := o.runOptions(s)
 	flags := *ro.Flags
@@ -1114,7 +1122,7 @@ func ProjectRun(ctx context.Context, o *ProjectOptions, r ProjectRunOptions) err
 func ProjectPull(ctx context.Context, o *ProjectOptions, services []string) error {
 	svcs, err := o.selected(services)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	var refs []string
 	for _, s := range svcs {
@@ -1130,7 +1138,7 @@ func ProjectPull(ctx context.Context, o *ProjectOptions, services []string) erro
 func ProjectSpec(ctx context.Context, o *ProjectOptions, service string, w io.Writer) error {
 	s := o.Plan.Service(service)
 	if s == nil {
-		return withCode(ExitFailed, fmt.Errorf("no service %q in project %q", service, o.Plan.Project))
+		return fmt.Errorf("no service %q in project %q", service, o.Plan.Project)
 	}
 	ro := o.runOptions(s)
 	ro.Detach = false

@@ -92,7 +92,7 @@ func startedAcrossRestart(ctx context.Context, c *client.Client, task client.Tas
 			}
 		}
 		if time.Now().After(deadline) {
-			return false, withCode(ExitFailed, lostDaemon(address, id, limit))
+			return false, lostDaemon(address, id, limit)
 		}
 		time.Sleep(delay)
 		delay = min(2*delay, 2*time.Second)

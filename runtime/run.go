@@ -393,24 +393,24 @@ func Spec(ctx context.Context, o *RunOptions, w io.Writer) error {
 	o.readOnlyHost = true
 	p, err := o.prepare()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	c, ctx, err := o.connect(ctx)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	defer c.Close()
 	img, err := images.Ensure(ctx, c, p.image, p.pull, o.snapshotter(), o.Stderr)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	opts, err := o.specOpts(p, img.Config.Config)
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	spec, err := ctrdoci.GenerateSpec(ctx, nil, &containers.Container{ID: p.sb.ID, Labels: o.labels(p)}, opts...)
 	if err != nil {
-		return withCode(ExitFailed, fmt.Errorf("generating spec: %w", err))
+		return fmt.Errorf("generating spec: %w", err)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -426,12 +426,12 @@ func Run(ctx context.Context, o *RunOptions) error {
 	tr := newTracer(o.Debug, o.Stderr)
 	p, err := o.prepare()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 	tr.mark("prepare")
 	con, err := o.console()
 	if err != nil {
-		return withCode(ExitFailed, err)
+		return err
 	}
 
 	// Signals: before the task exists, a terminating signal cancels the run
@@ -448,7 +448,7 @@ func Run(ctx context.Context, o *RunOptions) error {
 		if e := s.earlyExit(); e != nil {
 			return e
 		}
-		return withCode(ExitFailed, err)
+		return err
 	}
 	mark, err := o.prepareFiles(p.sb.ID, &undo)
 	if err != nil {
@@ -762,11 +762,11 @@ func classifyStart(what string, err error) error {
 	exec := strings.Contains(msg, "exec: ")
 	switch {
 	case exec && (strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")):
-		return withCode(ExitNotFound, fmt.Errorf("command not found in the sandbox: %s", detail))
+		return withKind(ErrCommandNotFound, fmt.Errorf("command not found in the sandbox: %s", detail))
 	case exec && (strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory") || strings.Contains(msg, "exec format error")):
 		return cannotExecDetail(detail)
 	}
-	return withCode(ExitFailed, fmt.Errorf("%s: %w", what, err))
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // hintProfile adds the list of profiles to a failed pull of a bare name,

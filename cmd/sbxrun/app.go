@@ -349,7 +349,7 @@ func psCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			g := global(c)
-			return runtime.Ps(c.Context, &g, runtime.PsOptions{All: c.Bool("all"), Quiet: c.Bool("quiet"), Filters: c.StringSlice("filter"), Format: c.String("format")}, os.Stdout)
+			return ps(c.Context, &g, psOptions{PsOptions: runtime.PsOptions{All: c.Bool("all"), Filters: c.StringSlice("filter")}, Quiet: c.Bool("quiet"), Format: c.String("format")}, os.Stdout)
 		},
 	}
 }

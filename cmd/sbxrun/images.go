@@ -2,10 +2,15 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
+
+	units "github.com/docker/go-units"
 
 	"github.com/urfave/cli/v2"
 
@@ -79,10 +84,37 @@ func imagesCommand() *cli.Command {
 		Name: "images", Usage: "list images: reference, digest, size and the profiles that run them", OnUsageError: usageError,
 		Flags: []cli.Flag{&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"}},
 		Action: func(c *cli.Context) error {
+			format := c.String("format")
+			if format != "table" && format != "json" {
+				return fmt.Errorf("invalid --format %q: use table or json", format)
+			}
 			g := global(c)
-			return runtime.ListImages(c.Context, &g, loadOptions(c), c.String("format"), os.Stdout)
+			list, err := runtime.ListImages(c.Context, &g, loadOptions(c))
+			if err != nil {
+				return err
+			}
+			return printImages(os.Stdout, list, format)
 		},
 	}
+}
+
+// printImages writes the image list as a table or JSON.
+func printImages(w io.Writer, list []images.Summary, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "REF\tDIGEST\tSIZE\tCREATED\tPROFILES")
+	for _, s := range list {
+		dg := strings.TrimPrefix(s.Digest, "sha256:")
+		if len(dg) > 12 {
+			dg = dg[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Ref, dg, units.HumanSize(float64(s.Size)), ago(s.Created), strings.Join(s.Profiles, ","))
+	}
+	return tw.Flush()
 }
 
 func rmiCommand() *cli.Command {
