@@ -32,6 +32,13 @@ type AttachOptions struct {
 	Aliases        []string
 	// Ports are the published ports (ResolvePorts).
 	Ports []Port
+	// ExtraHosts are --add-host values (HOST:IP, checked with
+	// ParseAddHost), added to the sandbox's /etc/hosts; HostGateway is
+	// the network's gateway.
+	ExtraHosts []string
+	// DNS replaces the host's resolver settings in the sandbox's
+	// /etc/resolv.conf (CheckDNS).
+	DNS DNS
 }
 
 // Attachment is a sandbox's place on a network.
@@ -59,13 +66,15 @@ type Attachment struct {
 // configuration.
 type record struct {
 	Attachment
-	Namespace string          `json:"namespace"`
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Hostname  string          `json:"hostname"`
-	Aliases   []string        `json:"aliases,omitempty"`
-	Conflist  json.RawMessage `json:"conflist"`
-	Created   time.Time       `json:"created"`
+	Namespace string   `json:"namespace"`
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Hostname  string   `json:"hostname"`
+	Aliases   []string `json:"aliases,omitempty"`
+	// ExtraHosts are kept for the rewrites of the hosts file.
+	ExtraHosts []string        `json:"extra_hosts,omitempty"`
+	Conflist   json.RawMessage `json:"conflist"`
+	Created    time.Time       `json:"created"`
 	// CNIID is the container ID CNI knows the sandbox by.
 	CNIID string `json:"cni_id"`
 	// Attached is set once CNI ADD has completed. Until then a plugin a
@@ -259,7 +268,8 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 			ResolvPath: p.ResolvPath(o.Namespace, o.ID),
 		},
 		Namespace: o.Namespace, ID: o.ID, Name: o.Name, Hostname: o.Hostname, Aliases: o.Aliases,
-		Conflist: n.conflist, Created: time.Now().UTC(), CNIID: p.cniPrefix(o.Namespace) + o.ID,
+		ExtraHosts: o.ExtraHosts,
+		Conflist:   n.conflist, Created: time.Now().UTC(), CNIID: p.cniPrefix(o.Namespace) + o.ID,
 	}
 	if len(o.Ports) == 0 {
 		// portmap has nothing to do: one plugin execution less each way.
@@ -285,7 +295,7 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 	if err := newNetNS(r.NetNSPath); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(r.ResolvPath, resolvConf(), 0o644); err != nil {
+	if err := os.WriteFile(r.ResolvPath, withDNS(resolvConf(), o.DNS), 0o644); err != nil {
 		return nil, fmt.Errorf("writing %q: %w", r.ResolvPath, err)
 	}
 	// Without its own address yet: rewritten in place once ADD gave one.

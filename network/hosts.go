@@ -26,6 +26,7 @@ func hostsFile(r *record, recs []*record) []byte {
 	if r.IP != "" {
 		fmt.Fprintf(&b, "%s\t%s\n", r.IP, strings.Join(names(r), " "))
 	}
+	b.WriteString(extraHostLines(r.ExtraHosts, r.Gateway))
 	if r.Network == DefaultNetwork {
 		return b.Bytes()
 	}

@@ -41,6 +41,14 @@ type Sandbox struct {
 	// /etc/hosts and /etc/resolv.conf; empty leaves the image's files.
 	HostsFile  string
 	ResolvConf string
+	// ExtraHosts (--add-host HOST:IP) and DNSServers, DNSSearch and
+	// DNSOptions (--dns, --dns-search, --dns-option) are what runtime
+	// writes into those files before the task starts; the spec itself
+	// only mounts them.
+	ExtraHosts []string
+	DNSServers []string
+	DNSSearch  []string
+	DNSOptions []string
 
 	// Memory is the memory limit in bytes; 0 is unlimited.
 	Memory int64

@@ -39,6 +39,9 @@ func (g *Global) netPaths() network.Paths { return network.DefaultPaths(g.stateD
 // resolv.conf files that Attach creates before the task starts.
 func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 	name, cni := network.Resolve(sb.Network)
+	if err := checkHostsDNS(sb, cni); err != nil {
+		return err
+	}
 	if !cni {
 		if len(o.Publish) > 0 || o.PublishAll {
 			return fmt.Errorf("%s needs a network of the sandbox's own, and --net %s shares %s: %s", publishFlag(o), netMode(sb.Network), netShares(sb.Network), publishFix(sb.Network))
@@ -65,6 +68,11 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 	paths := o.netPaths()
 	if err := network.Check(paths, name); err != nil {
 		return err
+	}
+	if hostGateway(sb) != "" {
+		if n, _, err := network.Inspect(paths, name); err == nil && n.Internal {
+			return fmt.Errorf("--add-host %s: network %q is internal and has no gateway: give an address, or use a network with a route out", hostGateway(sb), name)
+		}
 	}
 	if len(o.Publish) > 0 {
 		if n, _, err := network.Inspect(paths, name); err == nil && n.Internal {
@@ -100,6 +108,48 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 	sb.HostsFile = paths.HostsPath(ns, sb.ID)
 	sb.ResolvConf = paths.ResolvPath(ns, sb.ID)
 	return nil
+}
+
+// checkHostsDNS refuses --add-host and --dns* where sbxrun does not write
+// the sandbox's /etc/hosts and /etc/resolv.conf: --net container:NAME uses
+// NAME's (Docker refuses the same), and host and none share the host's
+// files (none: a loopback-only hosts file) as they always have.
+func checkHostsDNS(sb *oci.Sandbox, cni bool) error {
+	flag := ""
+	switch {
+	case len(sb.ExtraHosts) > 0:
+		flag = "--add-host"
+	case len(sb.DNSServers) > 0:
+		flag = "--dns"
+	case len(sb.DNSSearch) > 0:
+		flag = "--dns-search"
+	case len(sb.DNSOptions) > 0:
+		flag = "--dns-option"
+	}
+	if cni || flag == "" {
+		return nil
+	}
+	if _, ok := network.ContainerMode(sb.Network); ok {
+		return fmt.Errorf("conflicting options: %s and --net %s: the sandbox uses the files of the one it joins; give %s to that sandbox", flag, sb.Network, flag)
+	}
+	if g := hostGateway(sb); g != "" {
+		return fmt.Errorf("--add-host %s: --net %s has no gateway of its own: give the host's address instead, or use --net bridge", g, netMode(sb.Network))
+	}
+	what := "/etc/hosts"
+	if flag != "--add-host" {
+		what = "/etc/resolv.conf"
+	}
+	return fmt.Errorf("%s needs a %s of the sandbox's own, which sbxrun writes on bridge and named networks, not with --net %s: use --net bridge (or a network's name)", flag, what, netMode(sb.Network))
+}
+
+// hostGateway is the first --add-host value that asks for the gateway.
+func hostGateway(sb *oci.Sandbox) string {
+	for _, h := range sb.ExtraHosts {
+		if _, ip, err := network.ParseAddHost(h); err == nil && ip == network.HostGateway {
+			return h
+		}
+	}
+	return ""
 }
 
 // netPlan is what planning the network found, for the steps after it.
@@ -327,6 +377,8 @@ func (o *RunOptions) attachNetwork(ctx context.Context, sb *oci.Sandbox) (*netHo
 	pd, err := network.Begin(ctx, network.AttachOptions{
 		Paths: h.paths, Network: sb.Network, Namespace: h.ns, ID: sb.ID,
 		Name: o.Name, Hostname: sb.Hostname, Aliases: o.NetworkAliases, Ports: o.ports,
+		ExtraHosts: sb.ExtraHosts,
+		DNS:        network.DNS{Servers: sb.DNSServers, Search: sb.DNSSearch, Options: sb.DNSOptions},
 	})
 	if err != nil {
 		return nil, err

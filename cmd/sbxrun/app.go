@@ -111,6 +111,10 @@ var runFlags = []cli.Flag{
 	&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish [IP:][HOSTPORT:]PORT[/tcp|/udp] (ranges too) on 127.0.0.1 (or default_publish_address) unless IP is given"},
 	&cli.BoolFlag{Name: "publish-all", Aliases: []string{"P"}, Usage: "publish the image's EXPOSEd ports on free host ports"},
 	&cli.StringSliceFlag{Name: "network-alias", Usage: "another name the sandbox has on its named network"},
+	&cli.StringSliceFlag{Name: "add-host", Usage: "add HOST:IP to the sandbox's /etc/hosts (IP host-gateway: the network's gateway), repeatable"},
+	&cli.StringSliceFlag{Name: "dns", Usage: "DNS server for the sandbox's /etc/resolv.conf, in place of the host's, repeatable"},
+	&cli.StringSliceFlag{Name: "dns-search", Usage: "DNS search domain, in place of the host's, repeatable"},
+	&cli.StringSliceFlag{Name: "dns-option", Usage: "resolv.conf option (ndots:2), in place of the host's, repeatable"},
 	&cli.StringFlag{Name: "pull", Usage: "pull policy: missing, always or never"},
 	&cli.StringFlag{Name: "entrypoint", Usage: "replace the image's entrypoint (\"\" clears it)"},
 	&cli.StringFlag{Name: "hostname", Usage: "sandbox hostname"},
@@ -197,6 +201,10 @@ func flagLayer(c *cli.Context) (*profiles.Profile, error) {
 	p.StopSignal = str("stop-signal")
 	p.GPUs = str("gpus")
 	p.Devices = c.StringSlice("device")
+	p.AddHosts = c.StringSlice("add-host")
+	p.DNS = c.StringSlice("dns")
+	p.DNSSearch = c.StringSlice("dns-search")
+	p.DNSOptions = c.StringSlice("dns-option")
 	if c.IsSet("cpus") {
 		v := c.Float64("cpus")
 		p.CPUs = &v

@@ -26,7 +26,8 @@ import (
 //   - Env and Labels are merged by key, the later value winning;
 //   - Mounts are merged by target (the target as written, cleaned), a later
 //     mount of the same target replacing the earlier one in place;
-//   - CapAdd, CapDrop, SecurityOpt and Devices are appended.
+//   - CapAdd, CapDrop, SecurityOpt, Devices, AddHosts, DNS, DNSSearch and
+//     DNSOptions are appended.
 //
 // A profile defined in several files is first merged file by file; then
 // Extends is resolved, the parent (itself fully resolved) being the layer
@@ -68,6 +69,15 @@ type Profile struct {
 	// Network is host, none, bridge (the default CNI network) or the
 	// name of a network (`sbxrun network create`).
 	Network *string `yaml:"network,omitempty"`
+	// AddHosts are HOST:IP lines for the sandbox's /etc/hosts (--add-host;
+	// IP may be host-gateway, the network's gateway).
+	AddHosts []string `yaml:"add_hosts,omitempty"`
+	// DNS, DNSSearch and DNSOptions replace the host's nameservers, search
+	// domains and options in the sandbox's /etc/resolv.conf (--dns,
+	// --dns-search, --dns-option).
+	DNS        []string `yaml:"dns,omitempty"`
+	DNSSearch  []string `yaml:"dns_search,omitempty"`
+	DNSOptions []string `yaml:"dns_options,omitempty"`
 	// ReadOnly makes the root filesystem read-only.
 	ReadOnly *bool `yaml:"read_only,omitempty"`
 	// CapAdd and CapDrop adjust capabilities.

@@ -153,6 +153,10 @@ func flagName(key string) string {
 		return "-v/--mount " + sub
 	case "devices":
 		return "--device"
+	case "add_hosts":
+		return "--add-host"
+	case "dns_options":
+		return "--dns-option"
 	case "image":
 		return "image"
 	}
@@ -234,6 +238,10 @@ func mergeProfile(dst *Profile, sources map[string]string, l *Profile, at func(k
 	appendList(&dst.CapDrop, l.CapDrop, "cap_drop")
 	appendList(&dst.SecurityOpt, l.SecurityOpt, "security_opt")
 	appendList(&dst.Devices, l.Devices, "devices")
+	appendList(&dst.AddHosts, l.AddHosts, "add_hosts")
+	appendList(&dst.DNS, l.DNS, "dns")
+	appendList(&dst.DNSSearch, l.DNSSearch, "dns_search")
+	appendList(&dst.DNSOptions, l.DNSOptions, "dns_options")
 }
 
 // mergeScalar replaces *dst with a copy of *v when v is set.
@@ -356,6 +364,19 @@ func validateProfile(p *Profile, fail func(key string, err error) error) error {
 	}
 	if err := validateDevices(p); err != nil {
 		return fail(err.key, err.err)
+	}
+	for _, h := range p.AddHosts {
+		if _, _, err := network.ParseAddHost(h); err != nil {
+			return fail("add_hosts", err)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		dns network.DNS
+	}{{"dns", network.DNS{Servers: p.DNS}}, {"dns_search", network.DNS{Search: p.DNSSearch}}, {"dns_options", network.DNS{Options: p.DNSOptions}}} {
+		if err := network.CheckDNS(d.dns); err != nil {
+			return fail(d.key, err)
+		}
 	}
 	return nil
 }
@@ -491,6 +512,10 @@ func (r *Resolved) Expand(h HostEnv) (*oci.Sandbox, []string, error) {
 	copyIfSet(&sb.User, p.User)
 	copyIfSet(&sb.Hostname, p.Hostname)
 	copyIfSet(&sb.Network, p.Network)
+	sb.ExtraHosts = slices.Clone(p.AddHosts)
+	sb.DNSServers = slices.Clone(p.DNS)
+	sb.DNSSearch = slices.Clone(p.DNSSearch)
+	sb.DNSOptions = slices.Clone(p.DNSOptions)
 	copyIfSet(&sb.ReadOnly, p.ReadOnly)
 	copyIfSet(&sb.Userns, p.Userns)
 	copyIfSet(&sb.Privileged, p.Privileged)
