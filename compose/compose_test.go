@@ -224,3 +224,42 @@ func TestDependsOnCycle(t *testing.T) {
 		t.Errorf("a cycle: %v", err)
 	}
 }
+
+// TestHostsDNSMapping: extra_hosts in both forms, dns, dns_search and
+// dns_opt become the --add-host and --dns* flags, with no warning.
+func TestHostsDNSMapping(t *testing.T) {
+	plan := mustPlan(t, `
+services:
+  list:
+    image: busybox
+    extra_hosts: ["db.internal:10.1.2.3", "gw=host-gateway", "v6=::1"]
+    dns: 192.0.2.53
+    dns_search: example.test
+    dns_opt: ["ndots:2", "rotate"]
+  map:
+    image: busybox
+    extra_hosts: {db.internal: 10.1.2.3, gw: host-gateway, v6: "::1"}
+    dns: [192.0.2.53, 192.0.2.54]
+    dns_search: [example.test, b.test]
+  none:
+    image: busybox
+`, nil)
+	for _, w := range plan.Warnings {
+		t.Errorf("warning: %s", w)
+	}
+	want := map[string][4]string{
+		"list": {"db.internal:10.1.2.3,gw:host-gateway,v6:::1", "192.0.2.53", "example.test", "ndots:2,rotate"},
+		"map":  {"db.internal:10.1.2.3,gw:host-gateway,v6:::1", "192.0.2.53,192.0.2.54", "example.test,b.test", ""},
+		"none": {},
+	}
+	for name, w := range want {
+		f := plan.Service(name).Flags
+		got := [4]string{strings.Join(f.AddHosts, ","), strings.Join(f.DNS, ","), strings.Join(f.DNSSearch, ","), strings.Join(f.DNSOptions, ",")}
+		if got != w {
+			t.Errorf("service %s: add_hosts, dns, dns_search, dns_options = %q, want %q", name, got, w)
+		}
+		if name == "none" && (f.AddHosts != nil || f.DNS != nil || f.DNSSearch != nil || f.DNSOptions != nil) {
+			t.Errorf("service none sets empty lists (they change the config hash): %+v", f)
+		}
+	}
+}

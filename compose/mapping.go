@@ -464,6 +464,15 @@ func (p *Project) mapService(proj *types.Project, s types.ServiceConfig, o PlanO
 			out.Publish = append(out.Publish, publishFlag(pc))
 		}
 	}
+	// Names and resolvers: --add-host, --dns, --dns-search, --dns-option.
+	if len(s.ExtraHosts) > 0 {
+		hosts := s.ExtraHosts.AsList(":")
+		sort.Strings(hosts)
+		f.AddHosts = hosts
+	}
+	f.DNS = append([]string(nil), s.DNS...)
+	f.DNSSearch = append([]string(nil), s.DNSSearch...)
+	f.DNSOptions = append([]string(nil), s.DNSOpts...)
 	if len(s.Ports) > 0 && (s.NetworkMode == "none" || s.NetworkMode == "host") {
 		warn("ports", "are ignored with network_mode: "+s.NetworkMode)
 	}
@@ -698,6 +707,7 @@ var supportedKeys = map[string]bool{
 	"mem_limit": true, "memswap_limit": true, "cpus": true, "pids_limit": true, "depends_on": true, "healthcheck": true,
 	"restart": true, "container_name": true, "profiles": true, "build": true, "expose": true, "tty": true,
 	"stdin_open": true, "pull_policy": true, "oom_score_adj": true, "scale": true, "label_file": true,
+	"extra_hosts": true, "dns": true, "dns_search": true, "dns_opt": true,
 }
 
 // warnUnsupported warns once for each service key sbxrun does not honour.

@@ -473,6 +473,18 @@ services:
     pull_policy: never
     network_mode: none
     gpus: all
+  dns:
+    image: %[1]s
+    pull_policy: never
+    extra_hosts: ["db.internal=10.1.2.3", "gw.internal=host-gateway"]
+    dns: [192.0.2.53]
+    dns_search: example.test
+    dns_opt: ["ndots:2"]
+  dnsnone:
+    image: %[1]s
+    pull_policy: never
+    network_mode: none
+    dns: 192.0.2.53
 `, baseRef))
 	if err := os.Mkdir(filepath.Join(p.dir, "data"), 0o755); err != nil {
 		t.Fatal(err)
@@ -537,6 +549,21 @@ services:
 			t.Errorf("the reservation did not become the CDI device: %s", c["linux"])
 		}
 		compare(t, "gpukey", "--gpus", "all", "--net", "none", baseRef)
+	})
+	t.Run("hosts and dns", func(t *testing.T) {
+		// The project's network exists once up made it; here by hand.
+		stdout, stderr, code := run(t, "network", "create", "cspec_default")
+		expect(t, "network create cspec_default", code, 0, stdout, stderr)
+		defer run(t, "network", "rm", "cspec_default")
+		compare(t, "dns", "--net", "cspec_default", "--add-host", "db.internal:10.1.2.3", "--add-host", "gw.internal:host-gateway",
+			"--dns", "192.0.2.53", "--dns-search", "example.test", "--dns-option", "ndots:2", baseRef)
+		// Where sbxrun writes no files of the sandbox's own, the same
+		// line refuses both.
+		_, cerr, ccode := runWith(t, opts{dir: p.dir, env: p.env}, "compose", "-p", p.name, "spec", "dnsnone")
+		_, rerr, rcode := runWith(t, opts{dir: p.dir, env: p.env}, "spec", "--name", "cspec-dnsnone-1", "--pull", "never", "--net", "none", "--dns", "192.0.2.53", baseRef)
+		if ccode != 125 || rcode != 125 || cerr != rerr || !strings.Contains(cerr, "--dns needs a /etc/resolv.conf of the sandbox's own") {
+			t.Errorf("dns with network_mode none: compose exit %d %q, run exit %d %q; want both 125 with the same line", ccode, cerr, rcode, rerr)
+		}
 	})
 }
 
@@ -604,4 +631,46 @@ func TestComposeKilledUp(t *testing.T) {
 	if _, err := os.Stat(volumeDir("ckill_vol")); err == nil {
 		t.Errorf("down -v left the volume")
 	}
+}
+
+// TestComposeHostsDNS: extra_hosts (list and map forms), dns, dns_search
+// and dns_opt reach the services' /etc/hosts and /etc/resolv.conf as
+// --add-host and --dns* do; down leaves nothing.
+func TestComposeHostsDNS(t *testing.T) {
+	ns := useNamespace(t, false)
+	p := newComposeProject(t, "cdns", fmt.Sprintf(`
+services:
+  list:
+    image: %[1]s
+    pull_policy: never
+    command: ["sleep", "600"]
+    extra_hosts: ["db.internal:10.1.2.3", "gw.internal:host-gateway"]
+    dns: 192.0.2.53
+    dns_search: example.test
+    dns_opt: ["ndots:2"]
+  map:
+    image: %[1]s
+    pull_policy: never
+    command: ["sleep", "600"]
+    extra_hosts:
+      db.internal: 10.1.2.3
+      gw.internal: host-gateway
+    dns: [192.0.2.53]
+    dns_search: [example.test]
+    dns_opt: ["ndots:2"]
+`, baseRef))
+	defer p.run("down")
+	_, stderr := p.mustRun("up", "-d")
+	for _, key := range []string{"extra_hosts", "dns"} {
+		if strings.Contains(stderr, key+" is not supported") {
+			t.Errorf("up warns about %s: %s", key, stderr)
+		}
+	}
+	for _, service := range []string{"list", "map"} {
+		stdout, stderr := p.mustRun(append([]string{"exec", service, "--"}, catNameFiles...)...)
+		_ = stderr
+		checkNameFiles(t, "service "+service, stdout)
+	}
+	p.mustRun("down")
+	assertNamespaceClean(t, ns)
 }

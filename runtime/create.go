@@ -58,7 +58,8 @@ type createRecord struct {
 	Exposed        map[string]struct{} `json:"exposed,omitempty"`
 	NetworkAliases []string            `json:"network_aliases,omitempty"`
 	// Sandbox is the part of the resolved sandbox start uses: its id,
-	// network, cgroup and mounts (never its environment).
+	// network (with its extra hosts and DNS settings), cgroup and mounts
+	// (never its environment).
 	Sandbox oci.Sandbox `json:"sandbox"`
 	// Pins pairs the index of each bind mount in Sandbox.Mounts with the
 	// index of its mount in the spec.
@@ -129,6 +130,7 @@ func (r *createRecord) attach(sb *oci.Sandbox) client.NewContainerOpts {
 			ID: sb.ID, Namespace: sb.Namespace, Hostname: sb.Hostname, Mounts: mounts,
 			Memory: sb.Memory, NoCgroups: sb.NoCgroups, CgroupsPath: sb.CgroupsPath,
 			Network: sb.Network, NetNSPath: sb.NetNSPath, HostsFile: sb.HostsFile, ResolvConf: sb.ResolvConf,
+			ExtraHosts: sb.ExtraHosts, DNSServers: sb.DNSServers, DNSSearch: sb.DNSSearch, DNSOptions: sb.DNSOptions,
 			Userns: sb.Userns, AllowUnsafeMounts: sb.AllowUnsafeMounts, ProtectedPaths: sb.ProtectedPaths,
 		}
 		return client.WithContainerExtension(createExtension, r)(ctx, c, ctr)

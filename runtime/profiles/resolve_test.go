@@ -348,6 +348,11 @@ func TestResolveFlagsAndImages(t *testing.T) {
 			{Profile{Pull: pointerTo("sometimes")}, `--pull: unknown pull policy`},
 			{Profile{Mounts: []MountSpec{{Source: "/a", Target: "rel"}}}, `-v/--mount rel: mount target "rel" is not an absolute path`},
 			{Profile{SecurityOpt: []string{"label=x"}}, `--security-opt: security-opt "label=x" is not supported`},
+			{Profile{AddHosts: []string{"db"}}, `--add-host: "db" has no IP address: use HOST:IP`},
+			{Profile{AddHosts: []string{"db:1.2.3"}}, `--add-host: "db:1.2.3": "1.2.3" is not an IP address`},
+			{Profile{DNS: []string{"x"}}, `--dns: "x" is not an IP address`},
+			{Profile{DNSSearch: []string{"a b"}}, `--dns-search: "a b" is not one domain`},
+			{Profile{DNSOptions: []string{"a b"}}, `--dns-option: "a b" is not one option`},
 		}
 		for _, tt := range tests {
 			_, err := p.Resolve("base", &tt.flags)
@@ -478,5 +483,40 @@ func TestDescribe(t *testing.T) {
 	}
 	if !strings.HasPrefix(img.String(), "# image alpine:3, no profile\n") || !regexp.MustCompile(`(?m)^image: "?alpine:3"? +# argument$`).MatchString(img.String()) {
 		t.Errorf("image Describe output:\n%s", img.String())
+	}
+}
+
+// TestHostsDNSKeys: add_hosts and the dns keys of a file and of the flags
+// are appended, reach the sandbox, and are named in a file's errors by key.
+func TestHostsDNSKeys(t *testing.T) {
+	q, _, err := loadConfig(t, "profiles:\n  mine:\n    extends: base\n    add_hosts: [\"db:10.1.2.3\"]\n    dns: [192.0.2.53]\n    dns_search: [example.test]\n    dns_options: [\"ndots:2\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := q.Resolve("mine", &Profile{AddHosts: []string{"gw:host-gateway"}, DNS: []string{"192.0.2.54"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sandboxOf(r, HostEnv{Home: t.TempDir(), Cwd: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sb.ExtraHosts, []string{"db:10.1.2.3", "gw:host-gateway"}) || !slices.Equal(sb.DNSServers, []string{"192.0.2.53", "192.0.2.54"}) ||
+		!slices.Equal(sb.DNSSearch, []string{"example.test"}) || !slices.Equal(sb.DNSOptions, []string{"ndots:2"}) {
+		t.Errorf("sandbox has hosts %q, dns %q, search %q, options %q", sb.ExtraHosts, sb.DNSServers, sb.DNSSearch, sb.DNSOptions)
+	}
+	var b strings.Builder
+	if err := r.Describe(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "add_hosts: ['db:10.1.2.3', 'gw:host-gateway']") || !strings.Contains(b.String(), "dns_options: ['ndots:2']") {
+		t.Errorf("profiles show lacks the keys:\n%s", b.String())
+	}
+	bad, _, err := loadConfig(t, "profiles:\n  bad:\n    extends: base\n    add_hosts: [db]\n")
+	if err == nil {
+		_, err = bad.Resolve("bad", nil)
+	}
+	if err == nil || !strings.Contains(err.Error(), "add_hosts") || !strings.Contains(err.Error(), `"db" has no IP address`) {
+		t.Errorf("a bad add_hosts in a file: err = %v, want the key and the value named", err)
 	}
 }
