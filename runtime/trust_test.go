@@ -109,6 +109,7 @@ func TestProjectFileTrust(t *testing.T) {
 		{name: "built-in cache", yaml: "mounts: [{source: ~/.cache/torch, target: /t, create: true}]"},
 		{name: "tmpfs", yaml: "mounts: [{type: tmpfs, target: /scratch, options: [size=64m]}]"},
 		{name: "narrowing settings", yaml: "memory: 1g\n    cap_drop: [NET_RAW]\n    security_opt: [no-new-privileges]\n    network: none\n    read_only: true\n    privileged: false"},
+		{name: "extra hosts and dns", yaml: "add_hosts: [\"db.internal:10.1.2.3\", \"gw:host-gateway\"]\n    dns: [192.0.2.53]\n    dns_search: [example.test]\n    dns_options: [\"ndots:2\"]"},
 		{name: "image, env, user", yaml: "image: localhost/x:1\n    env: {A: b}\n    user: \"0\"\n    workdir: /src"},
 	}
 	// A named network is a namespace of the sandbox's own too: whatever

@@ -70,7 +70,8 @@ func TestFlagLayer(t *testing.T) {
 			c.Action = captureRun(&got)
 		}
 	}
-	args := strings.Fields("sbxrun base --name box -m 512m --cpus 1.5 --pids-limit 50 -e A=1 --env FROM_HOST -e UNSET_VAR_X -v /src:/dst:ro --net none --rm=false --read-only --cap-drop ALL --cap-add NET_BIND_SERVICE --label team=ml -- echo hi")
+	args := strings.Fields("sbxrun base --name box -m 512m --cpus 1.5 --pids-limit 50 -e A=1 --env FROM_HOST -e UNSET_VAR_X -v /src:/dst:ro --net none --rm=false --read-only --cap-drop ALL --cap-add NET_BIND_SERVICE --label team=ml " +
+		"--add-host db:10.1.2.3 --add-host=gw:host-gateway --dns 192.0.2.53 --dns-search example.test --dns-option ndots:2 -- echo hi")
 	if err := app.Run(rewriteArgs(app, args)); err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -90,6 +91,10 @@ func TestFlagLayer(t *testing.T) {
 	}
 	if !reflect.DeepEqual(p.CapDrop, []string{"ALL"}) || !reflect.DeepEqual(p.CapAdd, []string{"NET_BIND_SERVICE"}) || p.Labels["team"] != "ml" {
 		t.Errorf("caps/labels = %v %v %v", p.CapDrop, p.CapAdd, p.Labels)
+	}
+	if !reflect.DeepEqual(p.AddHosts, []string{"db:10.1.2.3", "gw:host-gateway"}) || !reflect.DeepEqual(p.DNS, []string{"192.0.2.53"}) ||
+		!reflect.DeepEqual(p.DNSSearch, []string{"example.test"}) || !reflect.DeepEqual(p.DNSOptions, []string{"ndots:2"}) {
+		t.Errorf("hosts/dns = %q %q %q %q", p.AddHosts, p.DNS, p.DNSSearch, p.DNSOptions)
 	}
 	if p.Workdir != nil || p.User != nil || p.Image != nil {
 		t.Errorf("unset flags must stay nil: workdir %v user %v image %v", p.Workdir, p.User, p.Image)

@@ -302,8 +302,9 @@ func (r *Resolved) fromUntrusted(key string) (at, dir string, ok bool) {
 
 // CheckTrust refuses what an untrusted project file (./sbxrun.yaml of a
 // cloned repository) may not ask for. It is an allowlist: such a file may
-// choose the image, command, env, workdir, user, limits, GPUs, tmpfs mounts
-// and bind mounts of paths inside its own directory or of the caches the
+// choose the image, command, env, workdir, user, limits, GPUs, extra hosts
+// and DNS settings (add_hosts, dns*: names inside the sandbox only), tmpfs
+// mounts and bind mounts of paths inside its own directory or of the caches the
 // built-in profiles declare (Resolved.sandbox confines those), and may
 // narrow the sandbox (cap_drop, read_only, network: none, bridge or a
 // named network, no-new-privileges). It may not add capabilities, change security options,
