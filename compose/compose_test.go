@@ -263,3 +263,20 @@ services:
 		}
 	}
 }
+
+func TestHostsDNSRefusals(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{`extra_hosts: ["db:1.2.3"]`, `compose.yaml:5: service "a": extra_hosts: "db:1.2.3": "1.2.3" is not an IP address: use HOST:IP`},
+		{`dns: [dns.example]`, `compose.yaml:5: service "a": dns: "dns.example" is not an IP address`},
+		{`dns_search: ["a b"]`, `compose.yaml:5: service "a": dns_search: "a b" is not one domain`},
+		{`dns_opt: ["a b"]`, `compose.yaml:5: service "a": dns_opt: "a b" is not one option`},
+	} {
+		p, err := project(t, "services:\n  a:\n    image: busybox\n\n    "+tt.yaml+"\n", nil)
+		if err == nil {
+			_, err = p.Plan(PlanOptions{VolumesDir: "/vols"})
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s: err = %v, want an invalid-argument error with %q", tt.yaml, err, tt.want)
+		}
+	}
+}

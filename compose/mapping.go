@@ -16,6 +16,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"tags.cncf.io/container-device-interface/pkg/parser"
 
+	"github.com/sbxrun/sbxrun/network"
 	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
@@ -473,6 +474,19 @@ func (p *Project) mapService(proj *types.Project, s types.ServiceConfig, o PlanO
 	f.DNS = append([]string(nil), s.DNS...)
 	f.DNSSearch = append([]string(nil), s.DNSSearch...)
 	f.DNSOptions = append([]string(nil), s.DNSOpts...)
+	for _, h := range f.AddHosts {
+		if _, _, err := network.ParseAddHost(h); err != nil {
+			return nil, bad("extra_hosts", err)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		dns network.DNS
+	}{{"dns", network.DNS{Servers: f.DNS}}, {"dns_search", network.DNS{Search: f.DNSSearch}}, {"dns_opt", network.DNS{Options: f.DNSOptions}}} {
+		if err := network.CheckDNS(d.dns); err != nil {
+			return nil, bad(d.key, err)
+		}
+	}
 	if len(s.Ports) > 0 && (s.NetworkMode == "none" || s.NetworkMode == "host") {
 		warn("ports", "are ignored with network_mode: "+s.NetworkMode)
 	}

@@ -188,21 +188,8 @@ func (o *ProjectOptions) Preflight(services []*compose.Service) error {
 		if f.Network != nil && *f.Network != "host" {
 			none := "none"
 			f.Network = &none
-			// Written into the files the network comes with: checked
-			// here, kept out of the stand-in.
-			for _, h := range f.AddHosts {
-				if _, _, err := network.ParseAddHost(h); err != nil {
-					return fmt.Errorf("service %q: extra_hosts: %w", s.Name, err)
-				}
-			}
-			for _, d := range []struct {
-				key string
-				dns network.DNS
-			}{{"dns", network.DNS{Servers: f.DNS}}, {"dns_search", network.DNS{Search: f.DNSSearch}}, {"dns_opt", network.DNS{Options: f.DNSOptions}}} {
-				if err := network.CheckDNS(d.dns); err != nil {
-					return fmt.Errorf("service %q: %s: %w", s.Name, d.key, err)
-				}
-			}
+			// Written into the files the network comes with (checked
+			// when the service was mapped): not for the stand-in.
 			f.AddHosts, f.DNS, f.DNSSearch, f.DNSOptions = nil, nil, nil, nil
 		}
 		for _, p := range s.Publish {
