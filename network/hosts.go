@@ -26,7 +26,7 @@ func hostsFile(r *record, recs []*record) []byte {
 	if r.IP != "" {
 		fmt.Fprintf(&b, "%s\t%s\n", r.IP, strings.Join(names(r), " "))
 	}
-	if r.Network == DefaultNetwork {
+	if r.Network == DefaultNetwork || r.Network == PastaNetwork {
 		return b.Bytes()
 	}
 	for _, m := range recs {
