@@ -76,23 +76,7 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 			return fmt.Errorf("network %q is internal: it publishes no ports; drop -P, or use a network with a route out", name)
 		}
 	}
-	addr, err := o.publishAddress()
-	if err != nil {
-		return err
-	}
-	var pubs []network.Publish
-	for _, s := range o.Publish {
-		pub, err := network.ParsePublish(s)
-		if err != nil {
-			return err
-		}
-		if pub.HostIP == "" {
-			pub.HostIP = addr
-		}
-		pubs = append(pubs, pub)
-	}
-	o.net.pubs, o.net.cni = pubs, true
-	if err := o.resolvePorts(pubs); err != nil {
+	if err := o.planPorts(); err != nil {
 		return err
 	}
 	ns := o.namespace()
@@ -120,6 +104,20 @@ func (o *RunOptions) planPasta(sb *oci.Sandbox, name string) error {
 			return err
 		}
 	}
+	if err := o.planPorts(); err != nil {
+		return err
+	}
+	ns := o.namespace()
+	paths := o.netPaths()
+	sb.NetNSPath = paths.NetNSPath(ns, sb.ID)
+	sb.HostsFile = paths.HostsPath(ns, sb.ID)
+	sb.ResolvConf = paths.ResolvPath(ns, sb.ID)
+	return nil
+}
+
+// planPorts parses -p, fills in the default publish address, and picks
+// and checks the host ports: the sandbox has a network of its own.
+func (o *RunOptions) planPorts() error {
 	addr, err := o.publishAddress()
 	if err != nil {
 		return err
@@ -136,15 +134,7 @@ func (o *RunOptions) planPasta(sb *oci.Sandbox, name string) error {
 		pubs = append(pubs, pub)
 	}
 	o.net.pubs, o.net.cni = pubs, true
-	if err := o.resolvePorts(pubs); err != nil {
-		return err
-	}
-	ns := o.namespace()
-	paths := o.netPaths()
-	sb.NetNSPath = paths.NetNSPath(ns, sb.ID)
-	sb.HostsFile = paths.HostsPath(ns, sb.ID)
-	sb.ResolvConf = paths.ResolvPath(ns, sb.ID)
-	return nil
+	return o.resolvePorts(pubs)
 }
 
 // netPlan is what planning the network found, for the steps after it.
@@ -266,7 +256,7 @@ func netShares(n string) string {
 // validated: the path of a network's namespace follows from the sandbox's
 // ID, so it is set here already, before planNetwork. (Rootless sbxrun
 // gives the default, bridge, through pasta: planPasta.)
-func (o *RunOptions) defaultNetwork(_ *profiles.Resolved, sb *oci.Sandbox) {
+func (o *RunOptions) defaultNetwork(sb *oci.Sandbox) {
 	if _, ok := network.Resolve(sb.Network); ok {
 		sb.NetNSPath = o.netPaths().NetNSPath(o.namespace(), sb.ID)
 	} else if _, ok := network.ContainerMode(sb.Network); ok {
