@@ -388,6 +388,10 @@ func testRootlessNetwork(t *testing.T, e *rootlessEnv) {
 				t.Errorf("run -d %s: stderr %q does not show the published port", n, stderr)
 			}
 		}
+		// One pasta each (what the leak checks look for is there).
+		if procs := pastaProcs(e.uid, e.data); len(procs) != 2 {
+			t.Errorf("pasta processes of the two sandboxes: %q, want 2", procs)
+		}
 		for i, n := range names {
 			body, err := httpBody(fmt.Sprintf("http://127.0.0.1:%d/", ports[i]), 10*time.Second)
 			if err != nil || strings.TrimSpace(body) != "hello-"+n {
@@ -524,38 +528,88 @@ for h in 127.0.0.1 $gw $me; do nc -w 2 $h %d </dev/null; done; echo done`, secre
 // usableTun makes /dev/net/tun usable by the test user while rootless
 // tests run: these machines create it mode 0600, where udev's usual mode
 // is 0666, which pasta (a rootless sandbox's network) needs. The mode is
-// restored when the last test that asked for it ends.
+// restored when the last test that asked for it ends, in this process and
+// in any other test process on the machine (other worktrees run the suite
+// at the same time): each holds a shared lock on tunUsersFile while it
+// needs the device, and the first one records the original mode in
+// tunModeFile; both files are under /run, so a killed run's record goes
+// with the next boot at the latest.
 func usableTun(t *testing.T) {
 	tunMu.Lock()
 	defer tunMu.Unlock()
 	if tunUsers == 0 {
+		modeF, err := os.OpenFile(tunModeFile, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer modeF.Close()
+		if err := syscall.Flock(int(modeF.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
 		fi, err := os.Stat("/dev/net/tun")
 		if err != nil {
 			t.Fatalf("/dev/net/tun: %v: load the tun module (modprobe tun)", err)
 		}
-		tunMode = fi.Mode().Perm()
-		if tunMode != 0o666 {
-			if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+		if b, _ := io.ReadAll(modeF); len(b) == 0 {
+			if _, err := fmt.Fprintf(modeF, "%o\n", fi.Mode().Perm()); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+			t.Fatal(err)
+		}
+		// Taken before the mode file's lock is released: a test process
+		// ending now sees this one.
+		if tunUsersF, err = os.OpenFile(tunUsersFile, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(tunUsersF.Fd()), syscall.LOCK_SH); err != nil {
+			t.Fatal(err)
 		}
 	}
 	tunUsers++
 	t.Cleanup(func() {
 		tunMu.Lock()
 		defer tunMu.Unlock()
-		if tunUsers--; tunUsers == 0 && tunMode != 0o666 {
-			if err := os.Chmod("/dev/net/tun", tunMode); err != nil {
-				t.Errorf("restoring the mode of /dev/net/tun: %v", err)
-			}
+		if tunUsers--; tunUsers > 0 {
+			return
 		}
+		defer tunUsersF.Close()
+		modeF, err := os.OpenFile(tunModeFile, os.O_RDWR, 0)
+		if err != nil {
+			t.Errorf("restoring the mode of /dev/net/tun: %v", err)
+			return
+		}
+		defer modeF.Close()
+		if err := syscall.Flock(int(modeF.Fd()), syscall.LOCK_EX); err != nil {
+			t.Error(err)
+			return
+		}
+		if syscall.Flock(int(tunUsersF.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			return // another test process still needs it
+		}
+		b, _ := io.ReadAll(modeF)
+		mode, err := strconv.ParseUint(strings.TrimSpace(string(b)), 8, 32)
+		if err != nil {
+			t.Errorf("restoring the mode of /dev/net/tun: %s holds %q", tunModeFile, b)
+			return
+		}
+		if err := os.Chmod("/dev/net/tun", os.FileMode(mode)); err != nil {
+			t.Errorf("restoring the mode of /dev/net/tun: %v", err)
+		}
+		_ = modeF.Truncate(0)
 	})
 }
 
+const (
+	tunModeFile  = "/run/sbxrun-it-tun.mode"
+	tunUsersFile = "/run/sbxrun-it-tun.users"
+)
+
 var (
-	tunMu    sync.Mutex
-	tunUsers int
-	tunMode  os.FileMode
+	tunMu     sync.Mutex
+	tunUsers  int
+	tunUsersF *os.File
 )
 
 // assertNoNetworkLeft checks that the user runs no pasta and that the
@@ -565,7 +619,7 @@ func (e *rootlessEnv) assertNoNetworkLeft(t *testing.T, when string) {
 	t.Helper()
 	var procs, files []string
 	ok := waitFor(5*time.Second, func() bool {
-		procs, files = pastaProcs(e.uid), e.networkFiles()
+		procs, files = pastaProcs(e.uid, e.data), e.networkFiles()
 		return len(procs) == 0 && len(files) == 0
 	})
 	if !ok {
@@ -589,9 +643,10 @@ func (e *rootlessEnv) networkFiles() []string {
 	return out
 }
 
-// pastaProcs are the pasta processes of uid (pasta's comm is passt or
-// passt.avx2); zombies, which hold nothing, are not counted.
-func pastaProcs(uid int) []string {
+// pastaProcs are the pasta processes of uid for namespaces under dir
+// (pasta's comm is passt or passt.avx2; its command line names the
+// namespace); zombies, which hold nothing, are not counted.
+func pastaProcs(uid int, dir string) []string {
 	entries, _ := os.ReadDir("/proc")
 	var out []string
 	for _, de := range entries {
@@ -616,7 +671,9 @@ func pastaProcs(uid int) []string {
 				}
 			}
 		}
-		if (strings.HasPrefix(name, "passt") || strings.HasPrefix(name, "pasta")) && !strings.HasPrefix(state, "Z") && puid == strconv.Itoa(uid) {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", de.Name(), "cmdline"))
+		if (strings.HasPrefix(name, "passt") || strings.HasPrefix(name, "pasta")) && !strings.HasPrefix(state, "Z") && puid == strconv.Itoa(uid) &&
+			strings.Contains(string(cmdline), dir+"/") {
 			out = append(out, de.Name()+" "+name)
 		}
 	}
