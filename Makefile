@@ -13,7 +13,7 @@ DEMO_DIR ?= /var/lib/sbxrun-demo
 export CGO_ENABLED := 1
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: help build test soak unit integration fuzz bench bench-net bench-pull lint deps demo demo-stop image gpu-pack gpu-check gpu-check-rootless clean sandbox-images sandbox-images-test sandbox-pins
+.PHONY: help build test soak unit integration fuzz bench bench-net bench-net-rootless bench-pull lint deps demo demo-stop image gpu-pack gpu-check gpu-check-rootless clean sandbox-images sandbox-images-test sandbox-pins
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-19s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: build image ## sbxrun run --rm vs ctr run --rm on the same daemon and ima
 
 bench-net: build image ## sbxrun run --rm on the default bridge vs --net host vs ctr run --rm --cni, same daemon (root)
 	hack/bench-net.sh
+
+bench-net-rootless: build image ## rootless sbxrun run --rm on its own network (pasta) vs --net host, as an unprivileged user (root)
+	hack/bench-net-rootless.sh
 
 bench-pull: build ## sbxrun pull vs ctr pull of a >=200 MB multi-layer image from a loopback registry (root)
 	hack/bench-pull.sh

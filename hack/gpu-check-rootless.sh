@@ -160,23 +160,25 @@ ok "load" "load: exit $rc"
 IMG=localhost/sbxrun/gpu-check:1
 
 step "GPU sandboxes, rootless"
-run_user "gpus all" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+# --net host: the pack carries no pasta, which a rootless sandbox's own
+# network needs; the GPU is what this checks.
+run_user "gpus all" run --pull never --net host --gpus all "$IMG" -- nvidia-smi -L
 [[ $rc -eq 0 && $out == *"GPU 0"* ]]
 ok "rootless --gpus all: nvidia-smi -L lists the GPU ($took ms)" "rootless --gpus all: exit $rc"
-run_user "model-dev" model-dev --pull never -- nvidia-smi -L
+run_user "model-dev" model-dev --pull never --net host -- nvidia-smi -L
 [[ $rc -eq 0 && $out == *"GPU 0"* ]]
 ok "rootless model-dev -- nvidia-smi -L ($took ms)" "rootless model-dev: exit $rc"
-run_user "cuda" run --pull never --gpus all "$IMG" -- cuda-check
+run_user "cuda" run --pull never --net host --gpus all "$IMG" -- cuda-check
 [[ $rc -eq 0 && $out == *"fill/read back OK"* ]]
 ok "rootless CUDA driver API ($took ms)" "rootless cuda-check: exit $rc"
 # shellcheck disable=SC2016 # expanded in the sandbox
-run_user "confinement" model-dev --pull never -- sh -c 'id -u; grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status; touch /workspace/made-by-sandbox'
+run_user "confinement" model-dev --pull never --net host -- sh -c 'id -u; grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status; touch /workspace/made-by-sandbox'
 [[ $rc -eq 0 && $out == *"NoNewPrivs:	1"* && $(stat -c %u "$home/made-by-sandbox" 2>/dev/null) == "$uid" ]]
 ok "no-new-privileges, seccomp, and workspace files owned by $user on the host" "rootless confinement/ownership: exit $rc"
 
 step "stale and missing specs, rootless (the user may not write them)"
 sed -i 's/^\(  *sbxrun.driver-version: \).*/\11.0.0/' "$spec"
-run_user "stale" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+run_user "stale" run --pull never --net host --gpus all "$IMG" -- nvidia-smi -L
 [[ $rc -eq 0 && $err == *"generated in memory"* && $out == *"GPU 0"* ]]
 ok "a stale spec: the run uses one generated in memory" "rootless stale spec: exit $rc"
 # The same stale spec, but one the user could rewrite: their own file in
@@ -186,13 +188,13 @@ ok "a stale spec: the run uses one generated in memory" "rootless stale spec: ex
 us=$D/user-cdi
 mkdir -m 0755 "$us" && cp "$spec" "$us/nvidia.yaml" && chown -R "$uid:$gid" "$us"
 mtime=$(stat -c %y "$us/nvidia.yaml" 2>/dev/null)
-run_user "user's stale spec" --cdi-spec-dir "$us" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+run_user "user's stale spec" --cdi-spec-dir "$us" run --pull never --net host --gpus all "$IMG" -- nvidia-smi -L
 [[ $rc -eq 0 && $err == *"generated in memory"* && $err != *regenerated* && $out == *"GPU 0"* &&
 	-n $mtime && $(stat -c %y "$us/nvidia.yaml") == "$mtime" ]]
 ok "a stale spec the user may write: not rewritten inside the rootless namespace, one generated in memory" \
 	"a stale spec the user may write: exit $rc, mtime ${mtime:-(no spec to copy)} -> $(stat -c %y "$us/nvidia.yaml" 2>/dev/null)"
 rm -f "$spec"
-run_user "missing" run --pull never --gpus all "$IMG" -- nvidia-smi -L
+run_user "missing" run --pull never --net host --gpus all "$IMG" -- nvidia-smi -L
 [[ $rc -eq 0 && $err == *"generated in memory"* && $out == *"GPU 0"* && ! -e $spec ]]
 ok "no spec: the run uses one generated in memory" "rootless missing spec: exit $rc"
 

@@ -3,13 +3,17 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +28,7 @@ type rootlessEnv struct {
 	t         *testing.T
 	uid, gid  int
 	home, xdg string
+	data      string // XDG_DATA_HOME: the daemon's root and sbxrun's state
 	dir       string // world-readable: the sbxrun binary and the image
 	project   string // owned by the user: the sandbox's /workspace
 	sbxrun    string
@@ -35,11 +40,12 @@ type rootlessEnv struct {
 func newRootlessEnv(t *testing.T) *rootlessEnv {
 	t.Helper()
 	requireHarness(t)
-	for _, bin := range []string{"rootlesskit", "newuidmap", "nsenter", "useradd"} {
+	for _, bin := range []string{"rootlesskit", "newuidmap", "nsenter", "useradd", "pasta"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not found: install it with: apt-get install -y rootlesskit uidmap util-linux passwd", bin)
+			t.Fatalf("%s not found: install it with: apt-get install -y rootlesskit uidmap util-linux passwd passt", bin)
 		}
 	}
+	usableTun(t)
 	u, err := user.Lookup(rootlessUser)
 	if err != nil {
 		if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
@@ -76,7 +82,10 @@ func newRootlessEnv(t *testing.T) *rootlessEnv {
 	copyFile(t, harness.baseImage, e.image, 0o644)
 	e.xdg = filepath.Join(dir, "run")
 	e.project = filepath.Join(dir, "project")
-	for _, d := range []string{e.xdg, e.project} {
+	// A data directory of this test's own: another run of the suite (another
+	// worktree) may use the same user at the same time.
+	e.data = filepath.Join(dir, "data")
+	for _, d := range []string{e.xdg, e.project, e.data} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +135,7 @@ func (e *rootlessEnv) runIn(stdin io.Reader, args ...string) (stdout, stderr str
 	cmd.Dir = e.project
 	cmd.Env = []string{"HOME=" + e.home, "USER=" + rootlessUser, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	if !e.dropXDG {
-		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+e.xdg)
+		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+e.xdg, "XDG_DATA_HOME="+e.data)
 	}
 	cmd.Env = append(cmd.Env, e.extraEnv...)
 	cmd.Stdin = stdin
@@ -194,25 +203,7 @@ func TestRootless(t *testing.T) {
 		}
 	})
 
-	t.Run("network", func(t *testing.T) {
-		// No network of its own yet: the default is the host's (the
-		// daemon's RootlessKit namespace shares it), --net host works,
-		// and --net bridge is one line naming what is missing.
-		hostNS, err := os.Readlink("/proc/self/ns/net")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, args := range [][]string{nil, {"--net", "host"}} {
-			out, stderr, code := e.run(append(append([]string{"base", "--pull", "never"}, args...), "--", "readlink", "/proc/self/ns/net")...)
-			if code != 0 || strings.TrimSpace(out) != hostNS {
-				t.Errorf("%q: exit %d, namespace %q, stderr %q; want 0 and the host's %s", args, code, out, stderr, hostNS)
-			}
-		}
-		out, stderr, code := e.run("base", "--pull", "never", "--net", "bridge", "--", "true")
-		if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "without pasta or slirp4netns") || !strings.Contains(stderr, "use --net host") {
-			t.Errorf("--net bridge: exit %d, stdout %q, stderr %q; want 125 and one line naming the missing piece and the fix", code, out, stderr)
-		}
-	})
+	t.Run("network", func(t *testing.T) { testRootlessNetwork(t, e) })
 
 	t.Run("workspace ownership", func(t *testing.T) {
 		out, stderr, code := e.run("base", "--pull", "never", "--", "sh", "-c", "echo made > /workspace/made.txt && id -u")
@@ -317,12 +308,376 @@ func TestRootless(t *testing.T) {
 		}
 	})
 
+	// A detached sandbox with a published port when the daemon stops: its
+	// pasta goes too, and the port is free.
+	port := freeHostPort(t)
+	if out, stderr, code := e.run("run", "-d", "--name", "kept", "--pull", "never", "-p", strconv.Itoa(port)+":8000", "base", "--", "sh", "-c", httpdScript("kept")); code != 0 {
+		t.Errorf("run -d -p: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
 	if out, stderr, code := e.run("rootless", "stop"); code != 0 || !strings.Contains(out, "stopped rootless containerd") {
 		t.Errorf("rootless stop: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(e.xdg, "sbxrun", "containerd.sock")); err == nil {
 		t.Error("the rootless socket is still there after stop")
 	}
+	e.assertNoNetworkLeft(t, "after rootless stop with a detached sandbox")
+	if l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		t.Errorf("port %d of the detached sandbox is still held after rootless stop: %v", port, err)
+	} else {
+		l.Close()
+	}
+}
+
+// testRootlessNetwork: a rootless sandbox gets a network namespace of its
+// own, with pasta as its uplink: published ports reachable from the host
+// on 127.0.0.1 from two sandboxes at once, the host's loopback services
+// unreachable, working DNS, a taken port refused, named networks refused
+// in one line, --net host and none unchanged, and no pasta, namespace or
+// state file left after --rm runs, rm -f, or a SIGKILLed run and gc.
+func testRootlessNetwork(t *testing.T, e *rootlessEnv) {
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.assertNoNetworkLeft(t, "before")
+	run := func(args ...string) (string, string, int) {
+		return e.run(append([]string{"run", "--pull", "never"}, args...)...)
+	}
+
+	t.Run("own namespace", func(t *testing.T) {
+		out, stderr, code := run("base", "--", "sh", "-c", "readlink /proc/self/ns/net; ip -4 -o addr show; ip route; grep -c ^nameserver /etc/resolv.conf")
+		if code != 0 || strings.Contains(out, hostNS) || !strings.Contains(out, "default via") || !strings.Contains(out, ": eth0") {
+			t.Errorf("default network: exit %d, stdout %q, stderr %q; want a namespace other than the host's %s, with an eth0 and a default route", code, out, stderr, hostNS)
+		}
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); lines[len(lines)-1] == "0" {
+			t.Errorf("no nameserver in the sandbox's /etc/resolv.conf:\n%s", out)
+		}
+		out, stderr, code = run("--net", "host", "base", "--", "readlink", "/proc/self/ns/net")
+		if code != 0 || strings.TrimSpace(out) != hostNS {
+			t.Errorf("--net host: exit %d, namespace %q, stderr %q; want the host's %s", code, out, stderr, hostNS)
+		}
+		out, stderr, code = run("--net", "none", "base", "--", "sh", "-c", "ls /sys/class/net")
+		if code != 0 || strings.TrimSpace(out) != "lo" {
+			t.Errorf("--net none: exit %d, interfaces %q, stderr %q; want lo only", code, out, stderr)
+		}
+	})
+
+	t.Run("dns", func(t *testing.T) {
+		const name = "deb.debian.org"
+		if _, err := net.LookupHost(name); err != nil {
+			t.Skipf("the host itself cannot resolve %s (%v): nothing to compare with", name, err)
+		}
+		out, stderr, code := run("base", "--", "nslookup", name)
+		if code != 0 || !strings.Contains(out, "Address") || strings.Count(out, "Address") < 2 {
+			t.Errorf("nslookup %s in the sandbox: exit %d, stdout %q, stderr %q; want an answer, as on the host", name, code, out, stderr)
+		}
+	})
+
+	t.Run("published ports, side by side", func(t *testing.T) {
+		ports := []int{freeHostPort(t), freeHostPort(t)}
+		for ports[1] == ports[0] {
+			ports[1] = freeHostPort(t)
+		}
+		names := []string{"web1", "web2"}
+		for i, n := range names {
+			out, stderr, code := run("-d", "--name", n, "-p", fmt.Sprintf("%d:8000", ports[i]), "base", "--", "sh", "-c", httpdScript(n))
+			if code != 0 {
+				t.Fatalf("run -d %s: exit %d, stdout %q, stderr %q", n, code, out, stderr)
+			}
+			if !strings.Contains(stderr, fmt.Sprintf("127.0.0.1:%d->8000/tcp", ports[i])) {
+				t.Errorf("run -d %s: stderr %q does not show the published port", n, stderr)
+			}
+		}
+		// One pasta each (what the leak checks look for is there).
+		if procs := pastaProcs(e.uid, e.data); len(procs) != 2 {
+			t.Errorf("pasta processes of the two sandboxes: %q, want 2", procs)
+		}
+		for i, n := range names {
+			body, err := httpBody(fmt.Sprintf("http://127.0.0.1:%d/", ports[i]), 10*time.Second)
+			if err != nil || strings.TrimSpace(body) != "hello-"+n {
+				t.Errorf("GET 127.0.0.1:%d: %q, %v; want hello-%s", ports[i], body, err, n)
+			}
+		}
+		// Published on 127.0.0.1 by default, not on the host's other addresses.
+		if out, err := exec.Command("ss", "-Htln", fmt.Sprintf("sport = :%d", ports[0])).Output(); err == nil && !strings.Contains(string(out), "127.0.0.1:") {
+			t.Errorf("port %d is not bound to 127.0.0.1 only: %q", ports[0], out)
+		}
+		out, stderr, code := e.run("port", "web1", "8000")
+		if code != 0 || strings.TrimSpace(out) != fmt.Sprintf("127.0.0.1:%d", ports[0]) {
+			t.Errorf("port web1 8000: exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+		// A third that asks for a taken port.
+		out, stderr, code = run("-p", fmt.Sprintf("%d:8000", ports[0]), "base", "--", "true")
+		if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, fmt.Sprintf("127.0.0.1:%d/tcp is already in use", ports[0])) {
+			t.Errorf("a taken port: exit %d, stdout %q, stderr %q; want 125 and one line naming the port", code, out, stderr)
+		}
+		// Taken by a host process.
+		held := serveOnce(t, "127.0.0.1:0", "held")
+		out, stderr, code = run("-p", fmt.Sprintf("%d:8000", held), "base", "--", "true")
+		if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, fmt.Sprintf("127.0.0.1:%d/tcp is already in use", held)) {
+			t.Errorf("a port a host process holds: exit %d, stdout %q, stderr %q; want 125 and one line naming the port", code, out, stderr)
+		}
+		if out, stderr, code := e.run("rm", "-f", "web1", "web2"); code != 0 {
+			t.Errorf("rm -f: exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+		// rm returns once pasta is gone: the ports are free at once.
+		for _, p := range ports {
+			if l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p)); err != nil {
+				t.Errorf("port %d still held after rm -f: %v", p, err)
+			} else {
+				l.Close()
+			}
+		}
+		e.assertNoNetworkLeft(t, "after rm -f of two detached sandboxes")
+	})
+
+	t.Run("host loopback unreachable", func(t *testing.T) {
+		secret := serveOnce(t, "127.0.0.1:0", "secret")
+		script := fmt.Sprintf(`gw=$(ip route | awk '/^default/ {print $3}'); me=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)
+for h in 127.0.0.1 $gw $me; do nc -w 2 $h %d </dev/null; done; echo done`, secret)
+		out, stderr, code := run("base", "--", "sh", "-c", script)
+		if code != 0 || !strings.Contains(out, "done") {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+		if strings.Contains(out, "secret") {
+			t.Errorf("the rootless sandbox reached a service bound to the host's 127.0.0.1:\n%s", out)
+		}
+		// Control: on the host's network the same service answers.
+		out, stderr, _ = run("--net", "host", "base", "--", "sh", "-c", fmt.Sprintf("nc -w 2 127.0.0.1 %d </dev/null", secret))
+		if !strings.Contains(out, "secret") {
+			t.Errorf("--net host did not reach the test's service (the check above would prove nothing): stdout %q, stderr %q", out, stderr)
+		}
+	})
+
+	t.Run("named networks refused", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"run", "--pull", "never", "--net", "backend", "base", "--", "true"},
+			{"run", "--pull", "never", "--network-alias", "db", "base", "--", "true"},
+			{"network", "create", "backend"},
+		} {
+			out, stderr, code := e.run(args...)
+			if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "named networks need root") || !strings.Contains(stderr, "--net container:NAME") {
+				t.Errorf("%q: exit %d, stdout %q, stderr %q; want 125 and one line saying what works instead", args, code, out, stderr)
+			}
+		}
+	})
+
+	t.Run("pasta missing", func(t *testing.T) {
+		// A PATH with what sbxrun needs to enter the namespace, but no pasta.
+		bin := filepath.Join(e.dir, "bin-without-pasta")
+		if err := os.Mkdir(bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		nsenter, err := exec.LookPath("nsenter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(nsenter, filepath.Join(bin, "nsenter")); err != nil {
+			t.Fatal(err)
+		}
+		e.extraEnv = []string{"PATH=" + bin}
+		defer func() { e.extraEnv = nil }()
+		out, stderr, code := run("-p", "8000", "base", "--", "true")
+		if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "needs pasta") || !strings.Contains(stderr, "apt-get install passt") {
+			t.Errorf("without pasta: exit %d, stdout %q, stderr %q; want 125 and one line naming pasta and its package", code, out, stderr)
+		}
+		out, stderr, code = run("--net", "host", "base", "--", "echo", "ok")
+		if code != 0 || out != "ok\n" {
+			t.Errorf("without pasta, --net host: exit %d, stdout %q, stderr %q; want it to work", code, out, stderr)
+		}
+		out, _, _ = e.run("doctor")
+		if !strings.Contains(out, "fail  rootless pasta:") || !strings.Contains(out, "apt-get install passt") {
+			t.Errorf("doctor without pasta does not name it and the fix:\n%s", out)
+		}
+	})
+
+	t.Run("SIGKILLed run, then gc", func(t *testing.T) {
+		port := freeHostPort(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, e.sbxrun, "run", "--rm", "--pull", "never", "--name", "killed", "-p", fmt.Sprintf("%d:8000", port), "base", "--", "sh", "-c", httpdScript("killed"))
+		cmd.Dir = e.project
+		cmd.Env = []string{"HOME=" + e.home, "USER=" + rootlessUser, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + e.xdg, "XDG_DATA_HOME=" + e.data}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(e.uid), Gid: uint32(e.gid), Groups: []uint32{}}}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		body, err := httpBody(fmt.Sprintf("http://127.0.0.1:%d/", port), 20*time.Second)
+		// sbxrun replaced itself with nsenter, which exec'd sbxrun: the pid is sbxrun's.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err != nil || strings.TrimSpace(body) != "hello-killed" {
+			t.Fatalf("GET before the kill: %q, %v", body, err)
+		}
+		if out, stderr, code := e.run("gc"); code != 0 {
+			t.Errorf("gc: exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+		e.assertNoNetworkLeft(t, "after a SIGKILLed run and gc")
+	})
+
+	t.Run("many runs", func(t *testing.T) {
+		for i := 0; i < 5; i++ {
+			if out, stderr, code := run("--rm", "-p", "8000", "base", "--", "true"); code != 0 {
+				t.Fatalf("run %d: exit %d, stdout %q, stderr %q", i, code, out, stderr)
+			}
+		}
+		e.assertNoNetworkLeft(t, "after 5 --rm runs with -p")
+	})
+}
+
+// usableTun makes /dev/net/tun usable by the test user while rootless
+// tests run: these machines create it mode 0600, where udev's usual mode
+// is 0666, which pasta (a rootless sandbox's network) needs. The mode is
+// restored when the last test that asked for it ends, in this process and
+// in any other test process on the machine (other worktrees run the suite
+// at the same time): each holds a shared lock on tunUsersFile while it
+// needs the device, and the first one records the original mode in
+// tunModeFile; both files are under /run, so a killed run's record goes
+// with the next boot at the latest.
+func usableTun(t *testing.T) {
+	tunMu.Lock()
+	defer tunMu.Unlock()
+	if tunUsers == 0 {
+		modeF, err := os.OpenFile(tunModeFile, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer modeF.Close()
+		if err := syscall.Flock(int(modeF.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat("/dev/net/tun")
+		if err != nil {
+			t.Fatalf("/dev/net/tun: %v: load the tun module (modprobe tun)", err)
+		}
+		if b, _ := io.ReadAll(modeF); len(b) == 0 {
+			if _, err := fmt.Fprintf(modeF, "%o\n", fi.Mode().Perm()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+			t.Fatal(err)
+		}
+		// Taken before the mode file's lock is released: a test process
+		// ending now sees this one.
+		if tunUsersF, err = os.OpenFile(tunUsersFile, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(tunUsersF.Fd()), syscall.LOCK_SH); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tunUsers++
+	t.Cleanup(func() {
+		tunMu.Lock()
+		defer tunMu.Unlock()
+		if tunUsers--; tunUsers > 0 {
+			return
+		}
+		defer tunUsersF.Close()
+		modeF, err := os.OpenFile(tunModeFile, os.O_RDWR, 0)
+		if err != nil {
+			t.Errorf("restoring the mode of /dev/net/tun: %v", err)
+			return
+		}
+		defer modeF.Close()
+		if err := syscall.Flock(int(modeF.Fd()), syscall.LOCK_EX); err != nil {
+			t.Error(err)
+			return
+		}
+		if syscall.Flock(int(tunUsersF.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			return // another test process still needs it
+		}
+		b, _ := io.ReadAll(modeF)
+		mode, err := strconv.ParseUint(strings.TrimSpace(string(b)), 8, 32)
+		if err != nil {
+			t.Errorf("restoring the mode of /dev/net/tun: %s holds %q", tunModeFile, b)
+			return
+		}
+		if err := os.Chmod("/dev/net/tun", os.FileMode(mode)); err != nil {
+			t.Errorf("restoring the mode of /dev/net/tun: %v", err)
+		}
+		_ = modeF.Truncate(0)
+	})
+}
+
+const (
+	tunModeFile  = "/run/sbxrun-it-tun.mode"
+	tunUsersFile = "/run/sbxrun-it-tun.users"
+)
+
+var (
+	tunMu     sync.Mutex
+	tunUsers  int
+	tunUsersF *os.File
+)
+
+// assertNoNetworkLeft checks that the user runs no pasta and that the
+// state directory holds no network namespace, record or file of a
+// sandbox's network (waiting a little: init reaps pasta).
+func (e *rootlessEnv) assertNoNetworkLeft(t *testing.T, when string) {
+	t.Helper()
+	var procs, files []string
+	ok := waitFor(5*time.Second, func() bool {
+		procs, files = pastaProcs(e.uid, e.data), e.networkFiles()
+		return len(procs) == 0 && len(files) == 0
+	})
+	if !ok {
+		t.Errorf("%s: left behind: pasta processes %q, files %q", when, procs, files)
+	}
+}
+
+// networkFiles are the files under the user's state directory that belong
+// to sandboxes' networks: namespaces, attachment records, hosts and
+// resolv.conf files (the lock stays).
+func (e *rootlessEnv) networkFiles() []string {
+	var out []string
+	for _, d := range []string{"netns", "cni"} {
+		_ = filepath.WalkDir(filepath.Join(e.data, "sbxrun", d), func(p string, de fs.DirEntry, err error) error {
+			if err == nil && !de.IsDir() && de.Name() != ".lock" {
+				out = append(out, p)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// pastaProcs are the pasta processes of uid for namespaces under dir
+// (pasta's comm is passt or passt.avx2; its command line names the
+// namespace); zombies, which hold nothing, are not counted.
+func pastaProcs(uid int, dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, de := range entries {
+		if _, err := strconv.Atoi(de.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", de.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		var name, state, puid string
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			switch k {
+			case "Name":
+				name = strings.TrimSpace(v)
+			case "State":
+				state = strings.TrimSpace(v)
+			case "Uid":
+				if f := strings.Fields(v); len(f) > 0 {
+					puid = f[0]
+				}
+			}
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", de.Name(), "cmdline"))
+		if (strings.HasPrefix(name, "passt") || strings.HasPrefix(name, "pasta")) && !strings.HasPrefix(state, "Z") && puid == strconv.Itoa(uid) &&
+			strings.Contains(string(cmdline), dir+"/") {
+			out = append(out, de.Name()+" "+name)
+		}
+	}
+	return out
 }
 
 // withoutSubIDs removes the test user's lines from /etc/subuid and

@@ -39,6 +39,10 @@ type AttachOptions struct {
 	// DNS replaces the host's resolver settings in the sandbox's
 	// /etc/resolv.conf (CheckDNS).
 	DNS DNS
+	// Pasta gives the sandbox a namespace of its own with pasta as its
+	// uplink, instead of a CNI network (rootless sbxrun; Network is
+	// ignored): see pasta.go.
+	Pasta bool
 }
 
 // Attachment is a sandbox's place on a network.
@@ -81,6 +85,8 @@ type record struct {
 	// killed sbxrun started may still be running: GC leaves such a record
 	// alone for addGrace.
 	Attached bool `json:"attached"`
+	// Pasta is the pasta process of a rootless sandbox's namespace.
+	Pasta *PastaInfo `json:"pasta,omitempty"`
 }
 
 // addGrace is how long GC waits before it undoes an attachment whose
@@ -212,6 +218,9 @@ func (pd *Pending) Wait() (*Attachment, error) {
 // sandbox's /etc/hosts and /etc/resolv.conf exist, and runs CNI ADD in the
 // background; the workload must not start before Wait returns.
 func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
+	if o.Pasta {
+		return beginPasta(ctx, o)
+	}
 	name, ok := Resolve(o.Network)
 	if !ok {
 		return nil, fmt.Errorf("network %q is not a network to attach to: use bridge or a network name", o.Network)
@@ -373,6 +382,8 @@ func (p Paths) detach(ctx context.Context, r *record) error {
 	// On failure the record and the namespace stay, for gc to try again:
 	// the bridge plugin finds the masquerading rules to remove through
 	// the addresses in the namespace.
+	// pasta first: its ports are free once Detach returns.
+	stopPasta(r.Pasta)
 	var unfinished []string
 	if !r.Attached {
 		unfinished = p.allocated(r.cniID())

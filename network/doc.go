@@ -25,6 +25,12 @@
 //	                   deleted) -> netns unmounted -> record and files
 //	                   removed -> members refreshed
 //
+// Rootless (AttachOptions.Pasta): no bridge, no CNI, no firewall. Begin
+// writes the record, creates the namespace (inside RootlessKit's user
+// namespace) and the two files, then starts pasta on it in the background
+// (pasta.go): the namespace's uplink and the published ports; the record
+// gets pasta's pid. Detach ends pasta, then removes the rest as above.
+//
 // State (Paths): network configs are CNI conflists, ConfDir/NAME.conflist,
 // that users may edit or add; everything sbxrun creates per sandbox lives
 // under StateDir (attachment records, hosts files, host-local allocations)

@@ -27,7 +27,7 @@ func hostsFile(r *record, recs []*record) []byte {
 		fmt.Fprintf(&b, "%s\t%s\n", r.IP, strings.Join(names(r), " "))
 	}
 	b.WriteString(extraHostLines(r.ExtraHosts, r.Gateway))
-	if r.Network == DefaultNetwork {
+	if r.Network == DefaultNetwork || r.Network == PastaNetwork {
 		return b.Bytes()
 	}
 	for _, m := range recs {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -43,7 +45,7 @@ func newNetNS(path string) error {
 				return fmt.Errorf("bringing lo up: %w", err)
 			}
 			// /proc/sys/net is the opening thread's namespace's.
-			if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte("0 2147483647"), 0o644); err != nil {
+			if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(pingGroupRange()), 0o644); err != nil {
 				return fmt.Errorf("allowing ping: %w", err)
 			}
 			return nil
@@ -54,6 +56,33 @@ func newNetNS(path string) error {
 		return fmt.Errorf("creating network namespace %q: %w", path, err)
 	}
 	return nil
+}
+
+// pingGroupRange is every group: Docker's "0 2147483647" on the host, the
+// groups the user namespace maps inside one (rootless), where the kernel
+// refuses a range with unmapped groups.
+func pingGroupRange() string {
+	b, err := os.ReadFile("/proc/self/gid_map")
+	if err != nil {
+		return "0 2147483647"
+	}
+	var top uint64
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			continue
+		}
+		inside, err1 := strconv.ParseUint(f[0], 10, 32)
+		n, err2 := strconv.ParseUint(f[2], 10, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if inside == 0 && n == 4294967295 {
+			return "0 2147483647" // the initial namespace
+		}
+		top = max(top, inside+n-1)
+	}
+	return "0 " + strconv.FormatUint(min(top, 2147483647), 10)
 }
 
 func loopbackUp() error {
@@ -75,7 +104,17 @@ func loopbackUp() error {
 
 // removeNetNS unmounts and removes the namespace at path; a path that is
 // not there is fine.
+//
+// A path that is no mount here is only unlinked: outside the mount
+// namespace that mounted it (`sbxrun rootless stop` runs outside
+// RootlessKit's), an unprivileged unmount would fail with EPERM.
 func removeNetNS(path string) error {
+	if !isNetNS(path) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing network namespace %q: %w", path, err)
+		}
+		return nil
+	}
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmounting network namespace %q: %w", path, err)
 	}

@@ -98,7 +98,9 @@ func Doctor(ctx context.Context, o DoctorOptions) []Check {
 	add(checkAppArmor())
 	add(checkStateDir(o.stateDir()))
 	add(checkDisk(root))
-	add(checkCNI(o.stateDir()))
+	if !rootless.Active() {
+		add(checkCNI(o.stateDir())) // rootless sandboxes use pasta, not CNI
+	}
 	checks = append(checks, checkGPU(ResolveCDISpecDirs(o.CDISpecDirs))...)
 	checks = append(checks, checkCredentialHelpers(o.DockerConfig)...)
 	return checks
@@ -251,8 +253,9 @@ func checkCgroups() Check {
 		Fix:    "boot with systemd.unified_cgroup_hierarchy=1 for cgroup v2"}
 }
 
-// checkRootless reports each rootless prerequisite (rootless.Check), the
-// TUN device slirp4netns and RootlessKit need, and cgroup delegation.
+// checkRootless reports each rootless prerequisite (rootless.Check), what
+// the rootless default network needs (pasta, /dev/net/tun), and cgroup
+// delegation.
 func checkRootless() []Check {
 	var out []Check
 	for _, p := range rootless.Check() {
@@ -262,12 +265,17 @@ func checkRootless() []Check {
 		}
 		out = append(out, Check{Name: "rootless " + p.Name, Status: CheckOK, Detail: "ok"})
 	}
-	if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
-		out = append(out, Check{Name: "rootless /dev/net/tun", Status: CheckFail, Detail: fmt.Sprintf("cannot open /dev/net/tun: %v", errors.Unwrap(err)),
-			Fix: "`sudo modprobe tun` (and make /dev/net/tun mode 0666)"})
-	} else {
-		f.Close()
-		out = append(out, Check{Name: "rootless /dev/net/tun", Status: CheckOK, Detail: "ok"})
+	// The default network of a rootless sandbox: its own namespace, with
+	// pasta as its uplink.
+	for _, c := range []struct {
+		name  string
+		check func() error
+	}{{"rootless pasta", network.CheckPastaBinary}, {"rootless /dev/net/tun", network.CheckTun}} {
+		if err := c.check(); err != nil {
+			out = append(out, failCheck(c.name, err))
+		} else {
+			out = append(out, Check{Name: c.name, Status: CheckOK, Detail: "ok"})
+		}
 	}
 	if l := rootless.Limits(); l.OK {
 		out = append(out, Check{Name: "rootless cgroup delegation", Status: CheckOK, Detail: "delegated " + l.Parent})

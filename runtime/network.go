@@ -55,7 +55,7 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 		return nil
 	}
 	if rootless.Active() {
-		return fmt.Errorf("--net %s needs a network namespace with an uplink of its own, which rootless sbxrun does not set up yet (RootlessKit runs with --net=host, without pasta or slirp4netns): use --net host or --net none, or run as root", sb.Network)
+		return o.planPasta(sb, name)
 	}
 	if len(o.NetworkAliases) > 0 && name == network.DefaultNetwork {
 		return fmt.Errorf("--network-alias needs a named network, and the default one has no names: add --net NAME (`sbxrun network create NAME`)")
@@ -84,6 +84,48 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 			return fmt.Errorf("network %q is internal: it publishes no ports; drop -P, or use a network with a route out", name)
 		}
 	}
+	if err := o.planPorts(); err != nil {
+		return err
+	}
+	ns := o.namespace()
+	sb.NetNSPath = paths.NetNSPath(ns, sb.ID)
+	sb.HostsFile = paths.HostsPath(ns, sb.ID)
+	sb.ResolvConf = paths.ResolvPath(ns, sb.ID)
+	return nil
+}
+
+// errRootlessNamed is the refusal of a named network, its names and
+// aliases, under rootless sbxrun.
+const errRootlessNamed = "named networks need root (a bridge, and names between its sandboxes), which rootless sbxrun does not have: " +
+	"use the default network (each sandbox gets its own, through pasta, with -p), share one sandbox's network with --net container:NAME, or run as root"
+
+// planPasta is planNetwork under rootless sbxrun: the sandbox gets a
+// namespace of its own with pasta as its uplink (network.PastaNetwork);
+// pasta and a usable /dev/net/tun are checked here, before anything is
+// created.
+func (o *RunOptions) planPasta(sb *oci.Sandbox, name string) error {
+	if name != network.DefaultNetwork || len(o.NetworkAliases) > 0 {
+		return errors.New(errRootlessNamed)
+	}
+	if !o.readOnlyHost {
+		if err := network.CheckPasta(); err != nil {
+			return err
+		}
+	}
+	if err := o.planPorts(); err != nil {
+		return err
+	}
+	ns := o.namespace()
+	paths := o.netPaths()
+	sb.NetNSPath = paths.NetNSPath(ns, sb.ID)
+	sb.HostsFile = paths.HostsPath(ns, sb.ID)
+	sb.ResolvConf = paths.ResolvPath(ns, sb.ID)
+	return nil
+}
+
+// planPorts parses -p, fills in the default publish address, and picks
+// and checks the host ports: the sandbox has a network of its own.
+func (o *RunOptions) planPorts() error {
 	addr, err := o.publishAddress()
 	if err != nil {
 		return err
@@ -100,14 +142,7 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 		pubs = append(pubs, pub)
 	}
 	o.net.pubs, o.net.cni = pubs, true
-	if err := o.resolvePorts(pubs); err != nil {
-		return err
-	}
-	ns := o.namespace()
-	sb.NetNSPath = paths.NetNSPath(ns, sb.ID)
-	sb.HostsFile = paths.HostsPath(ns, sb.ID)
-	sb.ResolvConf = paths.ResolvPath(ns, sb.ID)
-	return nil
+	return o.resolvePorts(pubs)
 }
 
 // checkHostsDNS refuses --add-host and --dns* where sbxrun does not write
@@ -154,8 +189,9 @@ func hostGateway(sb *oci.Sandbox) string {
 
 // netPlan is what planning the network found, for the steps after it.
 type netPlan struct {
-	// cni: the sandbox is on a CNI network; pubs are its -p values with
-	// their host addresses filled in.
+	// cni: the sandbox is on a network of its own (CNI, or pasta under
+	// rootless sbxrun); pubs are its -p values with their host addresses
+	// filled in.
 	cni  bool
 	pubs []network.Publish
 	// exposed is set once -P added the image's ports.
@@ -266,16 +302,11 @@ func netShares(n string) string {
 	return "the host's"
 }
 
-// defaultNetwork: rootless sbxrun cannot give a sandbox a network of its
-// own yet, so there the built-in default (bridge) is the host's network
-// (RootlessKit's namespace shares the host's); a bridge asked for by a
-// flag or a profile file is refused by planNetwork.
-// The path of a CNI network's namespace follows from the sandbox's ID: it
-// is set here already, so the sandbox validates before planNetwork.
-func (o *RunOptions) defaultNetwork(res *profiles.Resolved, sb *oci.Sandbox) {
-	if rootless.Active() && sb.Network == "bridge" && res.Sources["network"] == profiles.SourceBuiltin {
-		sb.Network = "host"
-	}
+// defaultNetwork sets what the sandbox's network needs before it is
+// validated: the path of a network's namespace follows from the sandbox's
+// ID, so it is set here already, before planNetwork. (Rootless sbxrun
+// gives the default, bridge, through pasta: planPasta.)
+func (o *RunOptions) defaultNetwork(sb *oci.Sandbox) {
 	if _, ok := network.Resolve(sb.Network); ok {
 		sb.NetNSPath = o.netPaths().NetNSPath(o.namespace(), sb.ID)
 	} else if _, ok := network.ContainerMode(sb.Network); ok {
@@ -348,6 +379,9 @@ func (o *RunOptions) networkLabels(sb *oci.Sandbox, l map[string]string) {
 		l[LabelNetwork] = sb.Network
 	}
 	if name, ok := network.Resolve(sb.Network); ok {
+		if rootless.Active() {
+			name = network.PastaNetwork
+		}
 		l[LabelNetwork] = name
 		if len(o.ports) > 0 {
 			l[LabelPorts] = network.FormatPorts(o.ports)
@@ -379,6 +413,7 @@ func (o *RunOptions) attachNetwork(ctx context.Context, sb *oci.Sandbox) (*netHo
 		Name: o.Name, Hostname: sb.Hostname, Aliases: o.NetworkAliases, Ports: o.ports,
 		ExtraHosts: sb.ExtraHosts,
 		DNS:        network.DNS{Servers: sb.DNSServers, Search: sb.DNSSearch, Options: sb.DNSOptions},
+		Pasta:      rootless.Active(),
 	})
 	if err != nil {
 		return nil, err
@@ -527,7 +562,7 @@ type NetworkOptions struct {
 // CreateNetwork creates a named network.
 func CreateNetwork(o NetworkOptions) (*network.Network, error) {
 	if rootless.Active() {
-		return nil, errors.New("networks are not supported by rootless sbxrun yet: use --net host or --net none")
+		return nil, errors.New(errRootlessNamed)
 	}
 	n, err := network.Create(network.CreateOptions{Paths: o.netPaths(), Name: o.Name, Subnet: o.Subnet, Internal: o.Internal})
 	if err != nil {

@@ -202,7 +202,7 @@ func (o *RunOptions) validate() (*prepared, error) {
 		sb.OOMScoreAdj = new(int)
 	}
 	sb.Namespace = o.namespace()
-	o.defaultNetwork(res, sb)
+	o.defaultNetwork(sb)
 	if len(o.Args) > 0 {
 		sb.Args = o.Args
 	}

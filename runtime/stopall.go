@@ -6,6 +6,9 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/sbxrun/sbxrun/network"
+	"github.com/sbxrun/sbxrun/runtime/rootless"
 )
 
 // StopAll kills and deletes every task of the containerd at socket, in every
@@ -41,6 +44,11 @@ func StopAll(socket string) (int, error) {
 				_ = endTask(nctx, ctr, true)
 			}
 		}
+	}
+	if rootless.Active() {
+		// The daemon's mount namespace, and with it the sandboxes' network
+		// namespaces, go with it: end their pasta processes now.
+		_ = network.DetachPasta(ctx, network.DefaultPaths(StateDir()))
 	}
 	return n, nil
 }

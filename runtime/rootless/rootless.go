@@ -20,6 +20,7 @@ import (
 
 	"github.com/sbxrun/sbxrun/internal/ctrdconfig"
 	"github.com/sbxrun/sbxrun/internal/hostinfo"
+	"github.com/sbxrun/sbxrun/network"
 	"github.com/sbxrun/sbxrun/oci"
 )
 
@@ -381,6 +382,13 @@ func Status(out io.Writer) error {
 		if pr.Err != nil {
 			fmt.Fprintf(out, "prerequisite %s: %v\n", pr.Name, pr.Err)
 		}
+	}
+	// Not a prerequisite of the daemon: sandboxes on --net host or none
+	// run without it.
+	if err := network.CheckPasta(); err != nil {
+		fmt.Fprintf(out, "sandbox network: %v\n", err)
+	} else {
+		fmt.Fprintln(out, "sandbox network: a namespace of its own per sandbox, through pasta")
 	}
 	return nil
 }
