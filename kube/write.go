@@ -46,19 +46,20 @@ func Marshal(obj k8sruntime.Object) ([]byte, error) {
 	return yaml.Marshal(m)
 }
 
-// prune drops null creationTimestamps and empty status and resources
-// maps, everywhere.
+// prune drops null creationTimestamps and the empty status, resources
+// and metadata maps the API types carry (after pruning inside them), so
+// the output has only what was set.
 func prune(v any) {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, e := range t {
-			switch {
-			case k == "creationTimestamp" && e == nil:
+			if k == "creationTimestamp" && e == nil {
 				delete(t, k)
-			case (k == "status" || k == "resources") && isEmptyMap(e):
+				continue
+			}
+			prune(e)
+			if (k == "status" || k == "resources" || k == "metadata") && isEmptyMap(e) {
 				delete(t, k)
-			default:
-				prune(e)
 			}
 		}
 	case []any:
@@ -68,9 +69,18 @@ func prune(v any) {
 	}
 }
 
+// isEmptyMap reports whether v is a map with nothing but empty maps in it.
 func isEmptyMap(v any) bool {
 	m, ok := v.(map[string]any)
-	return ok && len(m) == 0
+	if !ok {
+		return false
+	}
+	for _, e := range m {
+		if !isEmptyMap(e) {
+			return false
+		}
+	}
+	return true
 }
 
 // Write writes the manifest as multi-document YAML, with comments first

@@ -185,13 +185,16 @@ func Resolve(ctx context.Context, o *RunOptions, lookup ImageLookup) (*Resolved,
 // displayPath is p as the user would write it: under home as ~/..., under
 // the current directory as ./...
 func displayPath(p string, h profiles.HostEnv) string {
-	if rel, err := filepath.Rel(h.Cwd, p); err == nil && !strings.HasPrefix(rel, "..") && h.Cwd != "" {
-		return "./" + rel
+	best, out := "", p
+	for _, b := range []struct{ dir, prefix string }{{h.Cwd, "./"}, {h.Home, "~/"}} {
+		if b.dir == "" || len(b.dir) <= len(best) {
+			continue
+		}
+		if rel, err := filepath.Rel(b.dir, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			best, out = b.dir, b.prefix+rel
+		}
 	}
-	if rel, err := filepath.Rel(h.Home, p); err == nil && !strings.HasPrefix(rel, "..") && h.Home != "" {
-		return "~/" + rel
-	}
-	return p
+	return out
 }
 
 // localCaps are the capabilities the sandbox gets here: the spec Run would
@@ -199,6 +202,9 @@ func displayPath(p string, h profiles.HostEnv) string {
 func localCaps(sb *oci.Sandbox, img ocispec.ImageConfig) ([]string, error) {
 	c := *sb
 	c.Mounts, c.HostsFile, c.ResolvConf, c.CDIDevices = nil, "", "", nil
+	// The command does not change them either: one that an image of
+	// another machine supplies must not fail this.
+	c.Entrypoint, c.EntrypointSet, c.Args = nil, false, []string{"true"}
 	opts, err := oci.Build(&c, img)
 	if err != nil {
 		return nil, err
