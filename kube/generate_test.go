@@ -86,7 +86,7 @@ func TestGenerateGolden(t *testing.T) {
 			name: "job-memory-secrets", target: "base", args: []string{"python3", "train.py"},
 			flags: &profiles.Profile{Memory: ptrTo("512m"), CPUs: ptrTo(1.5),
 				Env: map[string]string{"HF_TOKEN": "hf_abcdefghijklmnop", "DB_PASSWORD": "hunter2", "MODE": "batch"}},
-			o:     Options{Name: "train", Kind: KindJob, Namespace: "ml", Volumes: VolumesEmptyDir}, level: api.LevelRestricted,
+			o: Options{Name: "train", Kind: KindJob, Namespace: "ml", Volumes: VolumesEmptyDir}, level: api.LevelRestricted,
 			kinds: []string{"Secret", "Job"},
 		},
 		{
