@@ -120,8 +120,14 @@ type Manifest struct {
 // ErrBadOptions classifies an option Generate refuses (bad input).
 var ErrBadOptions = errors.New("invalid kube option")
 
+// badOption is bad input: its message is the one line the user sees.
+type badOption struct{ msg string }
+
+func (e *badOption) Error() string        { return e.msg }
+func (e *badOption) Is(target error) bool { return target == ErrBadOptions }
+
 func badf(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrBadOptions}, a...)...)
+	return &badOption{msg: fmt.Sprintf(format, a...)}
 }
 
 var nameChars = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -229,6 +235,13 @@ func Generate(r *runtime.Resolved, o Options) (*Manifest, error) {
 	}
 	if g.m.Level, err = Level(spec); err != nil {
 		return nil, err
+	}
+	asked := o.PodSecurity
+	if asked == "" {
+		asked = LevelRestricted
+	}
+	if w := exceeds(spec, asked, g.m.Level); w != "" {
+		g.warnf("%s", w)
 	}
 	return g.m, nil
 }

@@ -22,13 +22,35 @@ func Level(spec *corev1.PodSpec) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pod security checks: %w", err)
 	}
-	for _, l := range []api.Level{api.LevelRestricted, api.LevelBaseline} {
-		res := policy.AggregateCheckResults(ev.EvaluatePod(api.LevelVersion{Level: l, Version: api.LatestVersion()}, &metav1.ObjectMeta{}, spec))
-		if res.Allowed {
-			return string(l), nil
+	for _, l := range []string{LevelRestricted, LevelBaseline} {
+		if violations(ev, spec, l) == "" {
+			return l, nil
 		}
 	}
 	return LevelPrivileged, nil
+}
+
+// violations is "" when the Pod Security level admits spec, else what it
+// refuses, in Kubernetes' words.
+func violations(ev policy.Evaluator, spec *corev1.PodSpec, level string) string {
+	res := policy.AggregateCheckResults(ev.EvaluatePod(api.LevelVersion{Level: api.Level(level), Version: api.LatestVersion()}, &metav1.ObjectMeta{}, spec))
+	if res.Allowed {
+		return ""
+	}
+	return res.ForbiddenDetail()
+}
+
+// exceeds is a warning line when spec needs a less strict level than
+// asked (for what the user asked for explicitly), else "".
+func exceeds(spec *corev1.PodSpec, asked, level string) string {
+	if level == asked {
+		return ""
+	}
+	ev, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("the Pod needs a namespace at the %s Pod Security level, not %s, for what was asked explicitly: %s", level, asked, violations(ev, spec, asked))
 }
 
 // Marshal is one object as YAML, without the empty status and

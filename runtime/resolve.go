@@ -228,8 +228,14 @@ func localCaps(sb *oci.Sandbox, img ocispec.ImageConfig) ([]string, error) {
 // an error; nothing is pulled.
 func (o *RunOptions) LocalImages() ImageLookup {
 	return func(ctx context.Context, ref string) (*ocispec.ImageConfig, string, error) {
+		debug := func(err error) {
+			if o.Debug {
+				fmt.Fprintf(o.Stderr, "sbxrun: debug: image %s not read from containerd: %v\n", ref, err)
+			}
+		}
 		c, ctx, err := o.connect(ctx)
 		if err != nil {
+			debug(err)
 			return nil, "", nil
 		}
 		defer c.Close()
@@ -239,6 +245,7 @@ func (o *RunOptions) LocalImages() ImageLookup {
 		}
 		img, err := c.GetImage(ctx, name)
 		if err != nil {
+			debug(err)
 			return nil, "", nil
 		}
 		spec, err := img.Spec(ctx)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,7 +66,9 @@ func kubeGenerate(c *cli.Context) error {
 	if err != nil {
 		return failf("%v", err)
 	}
-	o, err := parseRunWordsFor(c, globalWords(c), w.run, "sbxrun kube generate PROFILE|IMAGE [-- CMD]", func(*cli.Context) error { return nil })
+	// The global flags are read from the app's own context: generate's
+	// --namespace (Kubernetes') would hide the global one (containerd's).
+	o, err := parseRunWordsFor(c, globalWords(appContext(c)), w.run, "sbxrun kube generate PROFILE|IMAGE [-- CMD]", func(*cli.Context) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func kubeGenerate(c *cli.Context) error {
 	}
 	m, err := kube.Generate(r, ko)
 	if err != nil {
-		return failf("%v", errors.Unwrap(err))
+		return failf("%v", err)
 	}
 	for _, l := range m.Volumes {
 		fmt.Fprintln(c.App.ErrWriter, "sbxrun: volume "+l)
@@ -110,4 +111,16 @@ func kubeGenerate(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.ErrWriter, "sbxrun: wrote %s\n", out)
 	return nil
+}
+
+// appContext is the app's own context in c's lineage (the one that parsed
+// the global flags; urfave/cli puts a bare context above it).
+func appContext(c *cli.Context) *cli.Context {
+	app := c
+	for _, l := range c.Lineage() {
+		if l.App != nil {
+			app = l
+		}
+	}
+	return app
 }

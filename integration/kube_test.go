@@ -1,0 +1,296 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/sbxrun/sbxrun/kube"
+)
+
+// TestKubeGenerate applies everything `sbxrun kube generate` writes to a
+// real kube-apiserver (v1.37.2, with etcd, no nodes) with a server-side dry
+// run and strict field validation, into namespaces whose Pod Security
+// admission enforces (and warns at) the level each manifest claims.
+func TestKubeGenerate(t *testing.T) {
+	useNamespace(t, false)
+	api := startAPIServer(t)
+	for _, level := range []string{"restricted", "baseline", "privileged"} {
+		api.createNamespace(t, "psa-"+level, level)
+	}
+
+	user := []string{"-u", "1000:1000"}
+	cases := []struct {
+		name  string
+		args  []string
+		level string
+		kinds string
+	}{
+		{"base-workspace", append(append([]string{"--name", "base"}, user...), "base", "--", "make", "test"), "restricted", "PersistentVolumeClaim,Pod"},
+		{"model-dev-device-plugin", append(append([]string{"--name", "ollama"}, user...), "-e", "HOME=/home/dev", "model-dev", "--gpus", "2", "--memory", "32g", "--", "ollama", "serve"), "restricted",
+			"PersistentVolumeClaim,PersistentVolumeClaim,PersistentVolumeClaim,PersistentVolumeClaim,Pod"},
+		{"model-dev-dra", append(append([]string{"--name", "ollama-dra", "--gpu-api", "dra"}, user...), "-e", "HOME=/home/dev", "model-dev", "--gpus", "2", "--memory", "32g", "--", "ollama", "serve"), "restricted",
+			"ResourceClaimTemplate,PersistentVolumeClaim,PersistentVolumeClaim,PersistentVolumeClaim,PersistentVolumeClaim,Pod"},
+		{"job-secrets", append(append([]string{"--kind", "job", "--name", "train", "--volumes", "emptydir"}, user...), "--memory", "512m", "--cpus", "1.5",
+			"-e", "HF_TOKEN=hf_abcdefghijklmnopqrstu", "-e", "DB_PASSWORD=hunter2", "-e", "MODE=batch", "base", "--", "python3", "train.py"), "restricted", "Secret,Job"},
+		{"deployment-service", append(append([]string{"--kind", "deployment", "--service", "--name", "web"}, user...), "-p", "8000:8000", "-p", "9000/udp",
+			"--shm-size", "256m", "--read-only", "base", "--", "python3", "-m", "http.server"), "restricted", "PersistentVolumeClaim,Deployment,Service"},
+		// The base test image runs as root: baseline admits that, and keeps
+		// the sandbox's capabilities.
+		{"baseline-root", []string{"--pod-security", "baseline", "--name", "rooted", "base", "--", "sh"}, "baseline", "PersistentVolumeClaim,Pod"},
+		// A capability beyond baseline's, asked for explicitly, is kept:
+		// the Pod needs the privileged level, and the output says so.
+		{"baseline-cap-add", []string{"--pod-security", "baseline", "--name", "traced", "base", "--cap-add", "SYS_PTRACE", "--", "sh"}, "privileged", "PersistentVolumeClaim,Pod"},
+		// A hostPath of the node is the privileged level, as the output says.
+		{"hostpath", append(append([]string{"--volumes", "hostpath", "--name", "hp"}, user...), "base", "--", "ls"), "privileged", "Pod"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := "psa-" + tc.level
+			args := append([]string{"kube", "generate", "--namespace", ns}, tc.args...)
+			stdout, stderr, code := run(t, args...)
+			if code != 0 {
+				t.Fatalf("sbxrun %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
+			}
+			if want := "Pod Security level: " + tc.level + " "; !strings.Contains(stdout, want) {
+				t.Errorf("manifest does not say %q:\n%s", want, stdout)
+			}
+			if tc.level == "privileged" && !strings.Contains(stderr, "needs a namespace at the privileged Pod Security level") {
+				t.Errorf("no line says the Pod needs the privileged level:\n%s", stderr)
+			}
+			if !strings.Contains(stderr, "sbxrun: volume /workspace") {
+				t.Errorf("no line says what the workspace became:\n%s", stderr)
+			}
+			objs, err := kube.Decode([]byte(stdout))
+			if err != nil {
+				t.Fatalf("decoding strictly: %v\n%s", err, stdout)
+			}
+			var kinds []string
+			for _, o := range objs {
+				kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
+			}
+			if got := strings.Join(kinds, ","); got != tc.kinds {
+				t.Errorf("objects %s, want %s", got, tc.kinds)
+			}
+			for _, doc := range documents(stdout) {
+				api.dryRun(t, ns, doc, true)
+			}
+			if strings.Contains(stdout, "HF_TOKEN: hf_") && strings.Contains(stdout, "value: hf_") {
+				t.Errorf("a credential is inline in the container's env:\n%s", stdout)
+			}
+		})
+	}
+
+	t.Run("restricted namespace refuses baseline", func(t *testing.T) {
+		// The check above means something only if the server enforces:
+		// the baseline Pod (root, SYS_PTRACE) must be refused at restricted.
+		stdout, stderr, code := run(t, "kube", "generate", "--namespace", "psa-restricted", "--pod-security", "baseline", "--name", "rooted", "base", "--cap-add", "SYS_PTRACE", "--", "sh")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var refused bool
+		for _, doc := range documents(stdout) {
+			if strings.Contains(doc, "kind: Pod") {
+				status, body := api.post(t, "psa-restricted", doc)
+				refused = status == http.StatusForbidden && strings.Contains(body, "PodSecurity")
+				if !refused {
+					t.Errorf("a root Pod with SYS_PTRACE got %d from a restricted namespace, want 403 naming PodSecurity: %s", status, body)
+				}
+			}
+		}
+	})
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"root image", []string{"base", "--", "sh"}, []string{"runs as root", "-u UID", "--pod-security baseline"}},
+		{"uuid with the device plugin", []string{"-u", "1000", "base", "--gpus", "device=GPU-0f1e2d3c", "--", "sh"}, []string{"--gpu-api dra"}},
+		{"unknown kind", []string{"--kind", "cronjob", "-u", "1000", "base"}, []string{"--kind", "pod, job or deployment"}},
+		{"service without ports", []string{"--service", "-u", "1000", "base"}, []string{"-p PORT"}},
+	} {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, append([]string{"kube", "generate"}, tc.args...)...)
+			if code != 125 || stdout != "" {
+				t.Fatalf("exit %d, stdout %q; want 125 and nothing written\n%s", code, stdout, stderr)
+			}
+			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 {
+				t.Errorf("want one line on stderr, got:\n%s", stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q does not name %q", stderr, w)
+				}
+			}
+		})
+	}
+}
+
+// documents splits a multi-document manifest.
+func documents(manifest string) []string {
+	var out []string
+	for _, d := range strings.Split(manifest, "\n---\n") {
+		if strings.Contains(d, "kind:") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// apiServer is a kube-apiserver started by ../shared/tools/kube/apiserver.sh.
+type apiServer struct {
+	server, token string
+	http          *http.Client
+}
+
+// startAPIServer starts the API server for t and stops it when t ends. It
+// fails t, naming why, when the server cannot run here.
+func startAPIServer(t *testing.T) *apiServer {
+	t.Helper()
+	script := os.Getenv("SBXRUN_KUBE_APISERVER")
+	if script == "" {
+		root, _ := filepath.Abs("..")
+		script = filepath.Join(root, "..", "shared", "tools", "kube", "apiserver.sh")
+	}
+	if _, err := os.Stat(script); err != nil {
+		t.Fatalf("the Kubernetes API server script is missing: %v: check out the shared tools beside the repository (../shared/tools/kube) or set SBXRUN_KUBE_APISERVER to apiserver.sh", err)
+	}
+	for _, tool := range []string{"curl", "openssl", "xz", "python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: apiserver.sh needs it: run hack/deps.sh (make deps)", tool)
+		}
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		if out, err := exec.Command(script, "stop", dir).CombinedOutput(); err != nil {
+			t.Errorf("apiserver.sh stop: %v\n%s", err, out)
+		}
+	})
+	out, err := exec.CommandContext(ctx, script, "start", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("apiserver.sh start %s: %v\n%s", dir, err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "kubeconfig"))
+	if err != nil {
+		t.Fatalf("apiserver.sh wrote no kubeconfig: %v\n%s", err, out)
+	}
+	var cfg struct {
+		Clusters []struct {
+			Cluster struct {
+				Server string `json:"server"`
+			} `json:"cluster"`
+		} `json:"clusters"`
+		Users []struct {
+			User struct {
+				Token string `json:"token"`
+			} `json:"user"`
+		} `json:"users"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil || len(cfg.Clusters) == 0 || len(cfg.Users) == 0 {
+		t.Fatalf("reading the kubeconfig: %v\n%s", err, data)
+	}
+	return &apiServer{
+		server: cfg.Clusters[0].Cluster.Server, token: cfg.Users[0].User.Token,
+		// The server's certificate is self-signed on loopback (the
+		// kubeconfig says insecure-skip-tls-verify).
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
+	}
+}
+
+func (a *apiServer) do(t *testing.T, method, path, contentType string, body []byte) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, a.server+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// createNamespace creates ns with Pod Security admission enforcing and
+// warning at level.
+func (a *apiServer) createNamespace(t *testing.T, ns, level string) {
+	t.Helper()
+	labels := map[string]string{}
+	for _, mode := range []string{"enforce", "warn", "audit"} {
+		labels["pod-security.kubernetes.io/"+mode] = level
+		labels["pod-security.kubernetes.io/"+mode+"-version"] = "latest"
+	}
+	body, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns, "labels": labels}})
+	if status, resp, _ := a.do(t, http.MethodPost, "/api/v1/namespaces", "application/json", body); status != http.StatusCreated {
+		t.Fatalf("creating namespace %s: %d %s", ns, status, resp)
+	}
+}
+
+// resourcePaths are the collection paths of the kinds sbxrun writes.
+var resourcePaths = map[string]string{
+	"v1/Pod":                   "/api/v1/namespaces/%s/pods",
+	"v1/Secret":                "/api/v1/namespaces/%s/secrets",
+	"v1/PersistentVolumeClaim": "/api/v1/namespaces/%s/persistentvolumeclaims",
+	"v1/Service":               "/api/v1/namespaces/%s/services",
+	"batch/v1/Job":             "/apis/batch/v1/namespaces/%s/jobs",
+	"apps/v1/Deployment":       "/apis/apps/v1/namespaces/%s/deployments",
+	"resource.k8s.io/v1/ResourceClaimTemplate": "/apis/resource.k8s.io/v1/namespaces/%s/resourceclaimtemplates",
+}
+
+// post creates doc (YAML, as written) in ns with a server-side dry run and
+// strict field validation.
+func (a *apiServer) post(t *testing.T, ns, doc string) (int, string) {
+	t.Helper()
+	status, body, _ := a.postHeaders(t, ns, doc)
+	return status, body
+}
+
+func (a *apiServer) postHeaders(t *testing.T, ns, doc string) (int, string, http.Header) {
+	t.Helper()
+	var tm struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+		t.Fatalf("reading the kind: %v\n%s", err, doc)
+	}
+	p, ok := resourcePaths[tm.APIVersion+"/"+tm.Kind]
+	if !ok {
+		t.Fatalf("no path for %s %s", tm.APIVersion, tm.Kind)
+	}
+	return a.do(t, http.MethodPost, fmt.Sprintf(p, ns)+"?dryRun=All&fieldValidation=Strict", "application/yaml", []byte(doc))
+}
+
+// dryRun posts doc and wants it accepted without a warning (a Pod
+// Security warning is how the server judges a Deployment's or Job's Pod
+// template).
+func (a *apiServer) dryRun(t *testing.T, ns, doc string, noWarnings bool) {
+	t.Helper()
+	status, body, h := a.postHeaders(t, ns, doc)
+	if status != http.StatusCreated {
+		t.Errorf("dry run into %s: %d %s\n%s", ns, status, body, doc)
+		return
+	}
+	if w := h.Values("Warning"); noWarnings && len(w) > 0 {
+		t.Errorf("dry run into %s warned: %q\n%s", ns, w, doc)
+	}
+}
