@@ -117,6 +117,15 @@ type Manifest struct {
 	Workload k8sruntime.Object
 }
 
+// HasSecret reports whether the manifest carries a Secret (credentials
+// from the environment), so a file written with it is the owner's only.
+func (m *Manifest) HasSecret() bool {
+	return slices.ContainsFunc(m.Objects, func(o k8sruntime.Object) bool {
+		_, ok := o.(*corev1.Secret)
+		return ok
+	})
+}
+
 // ErrBadOptions classifies an option Generate refuses (bad input).
 var ErrBadOptions = errors.New("invalid kube option")
 

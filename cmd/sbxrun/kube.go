@@ -106,7 +106,11 @@ func kubeGenerate(c *cli.Context) error {
 	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
 		out = filepath.Join(out, name+".yaml")
 	}
-	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+	mode := os.FileMode(0o644)
+	if m.HasSecret() {
+		mode = 0o600 // credentials: readable by their owner only
+	}
+	if err := os.WriteFile(out, b.Bytes(), mode); err != nil {
 		return failf("writing the manifest: %v: choose another -o", err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "sbxrun: wrote %s\n", out)
