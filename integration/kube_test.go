@@ -38,7 +38,7 @@ func TestKubeGenerate(t *testing.T) {
 		level string
 		kinds string
 	}{
-		{"base-workspace", append(append([]string{"--name", "base"}, user...), "base", "--", "make", "test"), "restricted", "PersistentVolumeClaim,Pod"},
+		{"base-workspace-pinned", append(append([]string{"--name", "base", "--pin"}, user...), "base", "--", "make", "test"), "restricted", "PersistentVolumeClaim,Pod"},
 		{"model-dev-device-plugin", append(append([]string{"--name", "ollama"}, user...), "-e", "HOME=/home/dev", "model-dev", "--gpus", "2", "--memory", "32g", "--", "ollama", "serve"), "restricted",
 			"PersistentVolumeClaim,PersistentVolumeClaim,PersistentVolumeClaim,PersistentVolumeClaim,Pod"},
 		{"model-dev-dra", append(append([]string{"--name", "ollama-dra", "--gpu-api", "dra"}, user...), "-e", "HOME=/home/dev", "model-dev", "--gpus", "2", "--memory", "32g", "--", "ollama", "serve"), "restricted",
@@ -66,6 +66,9 @@ func TestKubeGenerate(t *testing.T) {
 			}
 			if want := "Pod Security level: " + tc.level + " "; !strings.Contains(stdout, want) {
 				t.Errorf("manifest does not say %q:\n%s", want, stdout)
+			}
+			if strings.Contains(tc.name, "pinned") && !strings.Contains(stdout, "image: "+baseRef+"@sha256:") {
+				t.Errorf("--pin did not write the image by its digest:\n%s", stdout)
 			}
 			if tc.level == "privileged" && !strings.Contains(stderr, "needs a namespace at the privileged Pod Security level") {
 				t.Errorf("no line says the Pod needs the privileged level:\n%s", stderr)
