@@ -78,8 +78,8 @@ func TestResolveRefusesAsRun(t *testing.T) {
 	mem := "lots"
 	o := &RunOptions{
 		Target: "base", Flags: &profiles.Profile{Memory: &mem},
-		Load:   profiles.LoadOptions{SystemFile: none, UserFile: none, ProjectFile: none},
-		Host:   profiles.HostEnv{Home: dir, Cwd: dir}, Stderr: &bytes.Buffer{},
+		Load: profiles.LoadOptions{SystemFile: none, UserFile: none, ProjectFile: none},
+		Host: profiles.HostEnv{Home: dir, Cwd: dir}, Stderr: &bytes.Buffer{},
 	}
 	if _, err := Resolve(context.Background(), o, nil); err == nil {
 		t.Fatal("Resolve accepted --memory lots")
