@@ -17,6 +17,7 @@ import (
 // run flag, resolved exactly as `sbxrun run` resolves it.
 var kubeGenerateFlags = []cli.Flag{
 	&cli.StringFlag{Name: "kind", Value: kube.KindPod, Usage: "workload: pod, job or deployment"},
+	&cli.StringFlag{Name: "name", Usage: "the objects' name, a DNS label (default the profile's or image's name)"},
 	&cli.StringFlag{Name: "namespace", Usage: "Kubernetes namespace written into every object (default none: kubectl's)"},
 	&cli.BoolFlag{Name: "service", Usage: "add a Service for the published ports (-p)"},
 	&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to FILE, or to DIR/NAME.yaml (default stdout)"},
@@ -27,7 +28,8 @@ var kubeGenerateFlags = []cli.Flag{
 }
 
 // kubeHidden are run flags that mean nothing in a manifest.
-var kubeHidden = []string{"detach", "interactive", "tty", "rm", "sig-proxy"}
+// (--name is generate's own: it names the objects, and the sandbox.)
+var kubeHidden = []string{"detach", "interactive", "tty", "rm", "sig-proxy", "name"}
 
 func kubeCommand() *cli.Command {
 	return &cli.Command{
@@ -68,14 +70,18 @@ func kubeGenerate(c *cli.Context) error {
 	}
 	// The global flags are read from the app's own context: generate's
 	// --namespace (Kubernetes') would hide the global one (containerd's).
+	if _, target, _, _ := splitRunArgs(runFlags, w.run); target == "" {
+		return failf("no profile or image given: `sbxrun kube generate PROFILE|IMAGE [-- CMD]` (`sbxrun profiles` lists profiles)")
+	}
 	o, err := parseRunWordsFor(c, globalWords(appContext(c)), w.run, "sbxrun kube generate PROFILE|IMAGE [-- CMD]", func(*cli.Context) error { return nil })
 	if err != nil {
 		return err
 	}
-	name := o.Name
+	name := w.value("name")
 	if name == "" {
 		name = kube.NameFor(o.Target)
 	}
+	o.Name = name
 	r, err := runtime.Resolve(c.Context, o, o.LocalImages())
 	if err != nil {
 		return failf("%v", err)
