@@ -297,3 +297,154 @@ func (a *apiServer) dryRun(t *testing.T, ns, doc string, noWarnings bool) {
 		t.Errorf("dry run into %s warned: %q\n%s", ns, w, doc)
 	}
 }
+
+// playPod is a Pod of two containers sharing a network namespace (a
+// server and a client that reaches it on localhost), after an init
+// container that must have run first.
+const playPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  initContainers:
+  - name: prep
+    image: ghcr.io/sbxrun/base:latest
+    imagePullPolicy: Never
+    command: [sh, -c, "echo init-ran"]
+  containers:
+  - name: server
+    image: ghcr.io/sbxrun/base:latest
+    imagePullPolicy: Never
+    command: [sh, -c, "mkdir -p /tmp/www && echo hello-from-server > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
+  - name: client
+    image: ghcr.io/sbxrun/base:latest
+    imagePullPolicy: Never
+    command: [sh, -c, "for i in $(seq 100); do b=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 127.0.0.1 8080 | sed '1,/^\\r*$/d'); [ -n \"$b\" ] && echo \"client got $b\" && exec sleep 600; sleep 0.1; done; echo no answer; exit 1"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports: [{port: 8080}]
+`
+
+// playJob is a Job that exits 3.
+const playJob = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: fails
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: ghcr.io/sbxrun/base:latest
+        imagePullPolicy: Never
+        command: [sh, -c, "echo job-ran; exit 3"]
+`
+
+// TestKubePlay runs manifests locally with `sbxrun kube play` and removes
+// them with `kube down`, leaving nothing: containers, snapshots, network
+// namespaces, interfaces, firewall rules.
+func TestKubePlay(t *testing.T) {
+	useNamespace(t, false)
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The default network exists before the snapshot (the first bridge
+	// run creates it).
+	if _, stderr, code := run(t, "run", "--pull", "never", "base", "--", "true"); code != 0 {
+		t.Fatalf("warm-up run: exit %d: %s", code, stderr)
+	}
+	before := snapshotNet(t)
+
+	t.Run("pod", func(t *testing.T) {
+		pod := write("pod.yaml", playPod)
+		stdout, stderr, code := runWith(t, opts{dir: dir}, "kube", "play", pod)
+		if code != 0 {
+			t.Fatalf("kube play: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		if !strings.Contains(stdout, "init-ran") || !strings.Contains(stdout, "web-server\nweb-client") {
+			t.Errorf("init container output, then the two sandboxes, expected:\n%s", stdout)
+		}
+		if !strings.Contains(stderr, "Service web: not run") {
+			t.Errorf("no warning for the Service:\n%s", stderr)
+		}
+		var logs string
+		waitFor(30*time.Second, func() bool {
+			logs, _, _ = run(t, "logs", "web-client")
+			return strings.Contains(logs, "client got hello-from-server") || strings.Contains(logs, "no answer")
+		})
+		t.Logf("kube play: %s\nclient's log: %s", stdout, logs)
+		if !strings.Contains(logs, "client got hello-from-server") {
+			t.Errorf("the client did not reach the server on localhost: %q", logs)
+		}
+		stdout, stderr, code = runWith(t, opts{dir: dir}, "kube", "down", pod)
+		if code != 0 || !strings.Contains(stdout, "web-server") || !strings.Contains(stdout, "web-client") {
+			t.Errorf("kube down: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		if entries := ps(t); len(entries) > 0 {
+			t.Errorf("left after kube down: %+v", entries)
+		}
+	})
+
+	t.Run("job exits 3", func(t *testing.T) {
+		job := write("job.yaml", playJob)
+		stdout, stderr, code := runWith(t, opts{dir: dir}, "kube", "play", job)
+		t.Logf("kube play of the job: exit %d\n%s%s", code, stdout, stderr)
+		if code != 3 || !strings.Contains(stdout, "job-ran") || !strings.Contains(stderr, "job fails: failed, exit status 3") {
+			t.Errorf("kube play of a Job exiting 3: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		if stdout, stderr, code := runWith(t, opts{dir: dir}, "kube", "down", job); code != 0 || strings.TrimSpace(stdout) != "fails-main" {
+			t.Errorf("kube down: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+	})
+
+	for _, tc := range []struct{ name, spec, want string }{
+		{"privileged", "containers: [{name: c, image: ghcr.io/sbxrun/base:latest, securityContext: {privileged: true}}]", "privileged"},
+		{"capabilities", "containers: [{name: c, image: ghcr.io/sbxrun/base:latest, securityContext: {capabilities: {add: [NET_ADMIN]}}}]", "capabilities.add NET_ADMIN"},
+		{"host network", "hostNetwork: true\n  containers: [{name: c, image: ghcr.io/sbxrun/base:latest}]", "hostNetwork"},
+		{"hostPath outside", "containers: [{name: c, image: ghcr.io/sbxrun/base:latest, volumeMounts: [{name: etc, mountPath: /h}]}]\n  volumes: [{name: etc, hostPath: {path: /etc}}]", `hostPath "/etc"`},
+	} {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			file := write(sanitize(tc.name)+".yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  "+tc.spec+"\n")
+			stdout, stderr, code := runWith(t, opts{dir: dir}, "kube", "play", file)
+			if code != 125 || stdout != "" || len(strings.Split(strings.TrimSpace(stderr), "\n")) != 1 {
+				t.Fatalf("exit %d, want 125 with one line\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+			for _, w := range []string{tc.want, "untrusted", "sbxrun trust " + file} {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q does not name %q", stderr, w)
+				}
+			}
+			if entries := ps(t); len(entries) > 0 {
+				t.Errorf("a refused manifest created %+v", entries)
+			}
+		})
+	}
+
+	t.Run("trusted", func(t *testing.T) {
+		// Once trusted, the same file's capability is granted.
+		file := write("trusted.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: granted}\nspec:\n  containers: [{name: c, image: ghcr.io/sbxrun/base:latest, imagePullPolicy: Never, command: [sleep, '600'], securityContext: {capabilities: {add: [NET_ADMIN]}}}]\n")
+		if _, stderr, code := runWith(t, opts{dir: dir, env: []string{"SBXRUN_TRUST_FILE=" + filepath.Join(dir, "trust.json")}}, "trust", file); code != 0 {
+			t.Fatalf("sbxrun trust %s: exit %d: %s", file, code, stderr)
+		}
+		env := opts{dir: dir, env: []string{"SBXRUN_TRUST_FILE=" + filepath.Join(dir, "trust.json")}}
+		if stdout, stderr, code := runWith(t, env, "kube", "play", file); code != 0 {
+			t.Fatalf("kube play of a trusted file: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		if _, stderr, code := runWith(t, env, "kube", "down", file); code != 0 {
+			t.Errorf("kube down: exit %d: %s", code, stderr)
+		}
+	})
+
+	assertNetSame(t, "after kube down", before)
+}

@@ -18,14 +18,26 @@ import (
 // of each document's kind: an unknown field, a wrong type or a kind this
 // package does not write is an error naming the document.
 func Decode(data []byte) ([]k8sruntime.Object, error) {
-	var out []k8sruntime.Object
+	objs, _, err := decode(data, false)
+	return objs, err
+}
+
+// decode is Decode; with lenient, a document of another kind is returned
+// as "Kind name" in other instead of failing.
+func decode(data []byte, lenient bool) (out []k8sruntime.Object, other []string, err error) {
+	data = bytes.TrimPrefix(data, []byte("---\n"))
 	for i, doc := range bytes.Split(data, []byte("\n---\n")) {
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
 			continue
 		}
-		var tm metav1.TypeMeta
+		var tm struct {
+			metav1.TypeMeta `json:",inline"`
+			Metadata        struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
 		if err := yaml.Unmarshal(doc, &tm); err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
+			return nil, nil, fmt.Errorf("document %d: %w", i+1, err)
 		}
 		var obj k8sruntime.Object
 		switch tm.APIVersion + "/" + tm.Kind {
@@ -44,14 +56,18 @@ func Decode(data []byte) ([]k8sruntime.Object, error) {
 		case "resource.k8s.io/v1/ResourceClaimTemplate":
 			obj = &resourcev1.ResourceClaimTemplate{}
 		default:
-			return nil, fmt.Errorf("document %d: kind %q of %q is not one sbxrun writes", i+1, tm.Kind, tm.APIVersion)
+			if lenient {
+				other = append(other, tm.Kind+" "+tm.Metadata.Name)
+				continue
+			}
+			return nil, nil, fmt.Errorf("document %d: kind %q of %q is not one sbxrun writes", i+1, tm.Kind, tm.APIVersion)
 		}
 		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-			return nil, fmt.Errorf("document %d (%s): %w", i+1, tm.Kind, err)
+			return nil, nil, fmt.Errorf("document %d (%s): %w", i+1, tm.Kind, err)
 		}
 		out = append(out, obj)
 	}
-	return out, nil
+	return out, other, nil
 }
 
 func stripComments(doc []byte) []byte {

@@ -46,6 +46,39 @@ func kubeCommand() *cli.Command {
 			// itself, as `systemd generate` does.
 			SkipFlagParsing: true,
 			Action:          kubeGenerate,
+		}, {
+			Name:  "play",
+			Usage: "run the Pods, Deployments (one replica) and Jobs of a manifest as sandboxes",
+			Description: "Init containers run first, in order, each to completion; a Pod's containers share the first one's network\n" +
+				"namespace; a Job's container runs in the foreground and its exit status is sbxrun's. Until you trust the file\n" +
+				"(`sbxrun trust FILE`), it may not ask for privileged containers, added capabilities, host namespaces or\n" +
+				"hostPath volumes outside its directory. `sbxrun kube down FILE` removes what play created.",
+			ArgsUsage: "FILE", OnUsageError: usageError,
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return failf("kube play takes one manifest file: `sbxrun kube play FILE`")
+				}
+				p, err := kube.Load(c.Args().First(), "")
+				if err != nil {
+					return failf("%v", err)
+				}
+				return kube.Play(c.Context, global(c), p, c.App.Writer, c.App.ErrWriter)
+			},
+		}, {
+			Name: "down", Usage: "remove the sandboxes `kube play FILE` created", ArgsUsage: "FILE", OnUsageError: usageError,
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return failf("kube down takes one manifest file: `sbxrun kube down FILE`")
+				}
+				names, err := kube.Down(c.Context, global(c), c.Args().First())
+				for _, n := range names {
+					fmt.Fprintln(c.App.Writer, n)
+				}
+				if err != nil {
+					return failf("%v", err)
+				}
+				return nil
+			},
 		}},
 	}
 }
