@@ -448,3 +448,74 @@ func TestKubePlay(t *testing.T) {
 
 	assertNetSame(t, "after kube down", before)
 }
+
+// TestKubeRoundTrip: `kube generate` then `kube play` of the result gives
+// the sandbox `sbxrun run` would, key by key: the OCI spec the played
+// sandbox runs with against `sbxrun spec` of the same flags.
+func TestKubeRoundTrip(t *testing.T) {
+	useNamespace(t, false)
+	dir := t.TempDir()
+	flags := []string{"-u", "1000:1000", "--memory", "256m", "--cpus", "0.5", "-e", "MODE=roundtrip", "--read-only",
+		"--cap-drop", "CHOWN", "--stop-timeout", "20", "base", "--", "sleep", "600"}
+	manifest := filepath.Join(dir, "rt.yaml")
+	// baseline keeps the sandbox's capabilities; hostpath its workspace.
+	gen := append([]string{"kube", "generate", "--pod-security", "baseline", "--volumes", "hostpath", "--name", "rt", "-o", manifest}, flags...)
+	if _, stderr, code := runWith(t, opts{dir: dir}, gen...); code != 0 {
+		t.Fatalf("kube generate: exit %d: %s", code, stderr)
+	}
+	want, stderr, code := runWith(t, opts{dir: dir}, append([]string{"spec", "--pull", "never", "--name", "rt-rt"}, flags...)...)
+	if code != 0 {
+		t.Fatalf("sbxrun spec: exit %d: %s", code, stderr)
+	}
+	if stdout, stderr, code := runWith(t, opts{dir: dir}, "kube", "play", manifest); code != 0 {
+		t.Fatalf("kube play: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	t.Cleanup(func() { runWith(t, opts{dir: dir}, "kube", "down", manifest) })
+	out, stderr, code := run(t, "inspect", "rt-rt")
+	if code != 0 {
+		t.Fatalf("inspect: exit %d: %s", code, stderr)
+	}
+	var inspected []struct{ Spec json.RawMessage }
+	if err := json.Unmarshal([]byte(out), &inspected); err != nil || len(inspected) != 1 {
+		t.Fatalf("inspect output: %v\n%s", err, out)
+	}
+	type spec struct {
+		Process struct {
+			Args            []string
+			Env             []string
+			Cwd             string
+			User            struct{ UID, GID uint32 }
+			NoNewPrivileges bool
+			Capabilities    struct{ Bounding, Effective, Permitted []string }
+		}
+		Root     struct{ Readonly bool }
+		Hostname string
+		Mounts   []struct{ Destination, Type string }
+		Linux    struct {
+			Resources struct {
+				Memory *struct{ Limit *int64 }
+				CPU    *struct {
+					Quota  *int64
+					Period *uint64
+				}
+			}
+			Seccomp *struct{ DefaultAction string }
+		}
+	}
+	var a, b spec
+	if err := json.Unmarshal([]byte(want), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(inspected[0].Spec, &b); err != nil {
+		t.Fatal(err)
+	}
+	ja, _ := json.MarshalIndent(a, "", "  ")
+	jb, _ := json.MarshalIndent(b, "", "  ")
+	t.Logf("compared:\n%s", ja)
+	if len(a.Process.Args) == 0 || a.Linux.Resources.Memory == nil || len(a.Process.Capabilities.Bounding) == 0 {
+		t.Fatalf("the spec did not decode: %s", ja)
+	}
+	if string(ja) != string(jb) {
+		t.Errorf("the played sandbox differs from `sbxrun spec` of the same flags\nspec:\n%s\nplayed:\n%s", ja, jb)
+	}
+}

@@ -150,6 +150,11 @@ func objectName(o any) string {
 	return ""
 }
 
+// defaultCaps are the capabilities a container has by default (the
+// runtime's defaults, which the baseline Pod Security level allows to add).
+var defaultCaps = []string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+	"SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
 // confine is the trust rule of project files for an untrusted manifest.
 func (p *Plan) confine(pod string, spec *corev1.PodSpec) error {
 	refuse := func(what string) error {
@@ -171,8 +176,16 @@ func (p *Plan) confine(pod string, spec *corev1.PodSpec) error {
 		if sc.Privileged != nil && *sc.Privileged {
 			return refuse("container " + c.Name + ": privileged")
 		}
-		if sc.Capabilities != nil && len(sc.Capabilities.Add) > 0 {
-			return refuse(fmt.Sprintf("container %s: capabilities.add %s", c.Name, sc.Capabilities.Add[0]))
+		if sc.Capabilities == nil {
+			continue
+		}
+		for _, a := range sc.Capabilities.Add {
+			// Adding back a default capability (after drop: [ALL], as
+			// `kube generate --pod-security baseline` writes) widens
+			// nothing.
+			if !slices.Contains(defaultCaps, strings.TrimPrefix(strings.ToUpper(string(a)), "CAP_")) {
+				return refuse(fmt.Sprintf("container %s: capabilities.add %s", c.Name, a))
+			}
 		}
 	}
 	root, err := filepath.EvalSymlinks(p.Dir)

@@ -51,7 +51,7 @@ func kubeCommand() *cli.Command {
 			Usage: "run the Pods, Deployments (one replica) and Jobs of a manifest as sandboxes",
 			Description: "Init containers run first, in order, each to completion; a Pod's containers share the first one's network\n" +
 				"namespace; a Job's container runs in the foreground and its exit status is sbxrun's. Until you trust the file\n" +
-				"(`sbxrun trust FILE`), it may not ask for privileged containers, added capabilities, host namespaces or\n" +
+				"(`sbxrun trust FILE`), it may not ask for privileged containers, capabilities beyond the default set, host namespaces or\n" +
 				"hostPath volumes outside its directory. `sbxrun kube down FILE` removes what play created.",
 			ArgsUsage: "FILE", OnUsageError: usageError,
 			Action: func(c *cli.Context) error {
