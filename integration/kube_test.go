@@ -444,6 +444,13 @@ func TestKubePlay(t *testing.T) {
 		if _, stderr, code := runWith(t, env, "kube", "down", file); code != 0 {
 			t.Errorf("kube down: exit %d: %s", code, stderr)
 		}
+		// Revoked, the file is refused again.
+		if stdout, stderr, code := runWith(t, env, "trust", "--revoke", file); code != 0 || !strings.Contains(stdout+stderr, file) {
+			t.Errorf("sbxrun trust --revoke %s: exit %d\nstdout: %s\nstderr: %s", file, code, stdout, stderr)
+		}
+		if _, stderr, code := runWith(t, env, "kube", "play", file); code != 125 || !strings.Contains(stderr, "capabilities.add NET_ADMIN") {
+			t.Errorf("kube play after trust --revoke: exit %d: %s", code, stderr)
+		}
 	})
 
 	assertNetSame(t, "after kube down", before)
