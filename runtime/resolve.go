@@ -102,15 +102,6 @@ func (r *Resolved) Set(key string) bool {
 	return s != "" && s != profiles.SourceBuiltin
 }
 
-// FromFlag reports whether key was set on the command line.
-func (r *Resolved) FromFlag(key string) bool {
-	return r.sources[key] == profiles.SourceFlag
-}
-
-// Source says where key's value came from ("built-in", "FILE:LINE",
-// "flag"), "" when unset.
-func (r *Resolved) Source(key string) string { return r.sources[key] }
-
 // ImageLookup finds an image in containerd without pulling it: its config
 // and digest, or nil when it is not there.
 type ImageLookup func(ctx context.Context, ref string) (*ocispec.ImageConfig, string, error)
