@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what sbxrun's build, tests and demo need on Debian/Ubuntu: containerd, runc,
 # busybox-static (the local test image), the CNI plugins and iptables (--net bridge), passt
-# (pasta, a rootless sandbox's network), and tools the tests use. Idempotent; needs root.
+# (pasta, a rootless sandbox's network), and tools the tests use (etcd-server, curl, openssl and
+# xz-utils for the Kubernetes API server of the kube tests, ../shared/tools/kube/apiserver.sh).
+# Idempotent; needs root.
 set -euo pipefail
-pkgs=(containerd runc busybox-static ca-certificates rootlesskit uidmap util-linux docker-registry skopeo systemd gcc libc6-dev mmdebstrap shellcheck xvfb python3 containernetworking-plugins iptables passt zsh fish lintian rpm)
+pkgs=(containerd runc busybox-static ca-certificates rootlesskit uidmap util-linux docker-registry skopeo systemd gcc libc6-dev mmdebstrap shellcheck xvfb python3 containernetworking-plugins iptables passt zsh fish lintian rpm etcd-server curl openssl xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -21,6 +21,10 @@
 //	  → NewTask (stdio, TTY or log file) → Wait → ADD done → Start → forward signals
 //	  → exit status (OOM reported) → delete task and container, CNI DEL meanwhile.
 //
+// Resolve stops after the expansion (validate with manifestOnly): the same
+// resolution as facts for a sandbox meant for another machine (kube
+// generate), with no cache created, no CDI device resolved, no host file.
+//
 // Every container carries owner labels (pid, process start time, boot id) and
 // a marker file under the state directory, so gc and the next run can remove
 // what a killed sbxrun left without touching live sandboxes.

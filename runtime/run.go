@@ -108,6 +108,11 @@ type RunOptions struct {
 	// files (`sbxrun spec`, unit generation): stale or missing specs are
 	// generated in memory only.
 	readOnlyHost bool
+	// manifestOnly resolves the sandbox for somewhere else (a Kubernetes
+	// manifest, Resolve): no CDI device resolution (the GPUs are the
+	// cluster's), no rootless adjustments, host files or cache
+	// directories: nothing is created or read on this host's behalf.
+	manifestOnly bool
 }
 
 // prepared is a run resolved and validated, before containerd is involved.
@@ -207,6 +212,13 @@ func (o *RunOptions) validate() (*prepared, error) {
 		sb.Args = o.Args
 	}
 	sb.AllowUnsafeMounts = sb.AllowUnsafeMounts || o.AllowUnsafeMounts
+	if o.manifestOnly {
+		// Everything but what this host would add or create.
+		if err := withoutMounts(sb, create).Validate(); err != nil {
+			return nil, err
+		}
+		return o.prepared(res, sb, profile)
+	}
 	if err := o.rootlessLimits(sb, res); err != nil {
 		return nil, err
 	}
@@ -224,17 +236,9 @@ func (o *RunOptions) validate() (*prepared, error) {
 			return nil, err
 		}
 	}
-	p := &prepared{res: res, sb: sb, profile: profile}
-	if p.image, err = res.ImageRef(); err != nil {
+	p, err := o.prepared(res, sb, profile)
+	if err != nil {
 		return nil, err
-	}
-	if res.Profile.Pull != nil {
-		p.pull = *res.Profile.Pull
-	}
-	switch p.pull {
-	case "", images.PullMissing, images.PullAlways, images.PullNever:
-	default:
-		return nil, fmt.Errorf("invalid pull policy %q: use missing, always or never", p.pull)
 	}
 	if err := o.hostFiles(sb); err != nil {
 		return nil, err
@@ -262,6 +266,24 @@ func (o *RunOptions) validate() (*prepared, error) {
 	}
 	if err := sb.Validate(); err != nil {
 		return nil, err
+	}
+	return p, nil
+}
+
+// prepared is the run's image and pull policy, checked.
+func (o *RunOptions) prepared(res *profiles.Resolved, sb *oci.Sandbox, profile string) (*prepared, error) {
+	p := &prepared{res: res, sb: sb, profile: profile}
+	var err error
+	if p.image, err = res.ImageRef(); err != nil {
+		return nil, err
+	}
+	if res.Profile.Pull != nil {
+		p.pull = *res.Profile.Pull
+	}
+	switch p.pull {
+	case "", images.PullMissing, images.PullAlways, images.PullNever:
+	default:
+		return nil, fmt.Errorf("invalid pull policy %q: use missing, always or never", p.pull)
 	}
 	return p, nil
 }

@@ -45,7 +45,7 @@ func newApp() *cli.App {
 			execCommand(), gcCommand(), rootlessCommand(), systemdCommand(), gpuCommand(), profilesCommand(), pullCommand(), loadCommand(), saveCommand(),
 			imagesCommand(), rmiCommand(), pruneCommand(), loginCommand(), logoutCommand(), versionCommand(), completionCommand(), trustCommand(),
 			networkCommand(), portCommand(), doctorCommand(), completeCommand(), generateCommand(), misplacedHookCommand(),
-			composeCommand(),
+			composeCommand(), kubeCommand(),
 			createCommand(), startCommand(),
 		},
 	}

@@ -156,9 +156,16 @@ type generateWords struct {
 // run words with the run grammar (scanRunWords), keeping the run words
 // verbatim.
 func splitGenerateWords(words []string) (*generateWords, error) {
-	genTakesValue, gen := flagArity(generateFlags)
+	return splitOwnWords(generateFlags, words)
+}
+
+// splitOwnWords separates a generator's own flags (ownFlags, and --help)
+// from the run words with the run grammar (scanRunWords), keeping the run
+// words verbatim: `systemd generate` and `kube generate`.
+func splitOwnWords(ownFlags []cli.Flag, words []string) (*generateWords, error) {
+	genTakesValue, gen := flagArity(ownFlags)
 	// generate reads --help itself, as urfave/cli's help flag.
-	all := append([]cli.Flag{cli.HelpFlag}, generateFlags...)
+	all := append([]cli.Flag{cli.HelpFlag}, ownFlags...)
 	line := scanRunWords(append(all, runFlags...), words)
 	w := &generateWords{gen: map[string][]string{}}
 	own := map[int]bool{} // the words of generate's own flags
@@ -237,16 +244,7 @@ func (w *generateWords) bool(name string) (bool, error) {
 // would (the same app, with run's action replaced) and refuses what cannot
 // work under a service manager.
 func parseRunWords(c *cli.Context, global, words []string) (*runtime.RunOptions, error) {
-	var o *runtime.RunOptions
-	app := newApp()
-	app.Writer, app.ErrWriter = io.Discard, c.App.ErrWriter
-	run := app.Command("run")
-	argv := append(append([]string{"sbxrun"}, global...), "run")
-	argv = append(argv, rewriteRun(run, words)...)
-	run.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-		return failf("%v: see `sbxrun systemd generate --help`", err)
-	}
-	run.Action = func(rc *cli.Context) error {
+	return parseRunWordsFor(c, global, words, "sbxrun systemd generate --name NAME PROFILE -- CMD", func(rc *cli.Context) error {
 		for _, f := range []string{"detach", "tty", "interactive"} {
 			if rc.Bool(f) {
 				return failf("--%s cannot be used in a service: systemd runs sbxrun in the foreground, without a terminal or stdin", f)
@@ -254,6 +252,28 @@ func parseRunWords(c *cli.Context, global, words []string) (*runtime.RunOptions,
 		}
 		if !rc.Bool("rm") {
 			return failf("--rm=false cannot be used in a service: each start creates the sandbox anew, so a kept one would be in the way; drop --rm=false")
+		}
+		return nil
+	})
+}
+
+// parseRunWordsFor parses the global and run words exactly as `sbxrun run`
+// would (the same app, with run's action replaced by check, then
+// runOptions); usage is the generator's own command line, for errors.
+func parseRunWordsFor(c *cli.Context, global, words []string, usage string, check func(*cli.Context) error) (*runtime.RunOptions, error) {
+	var o *runtime.RunOptions
+	help := strings.Join(strings.Fields(usage)[:3], " ")
+	app := newApp()
+	app.Writer, app.ErrWriter = io.Discard, c.App.ErrWriter
+	run := app.Command("run")
+	argv := append(append([]string{"sbxrun"}, global...), "run")
+	argv = append(argv, rewriteRun(run, words)...)
+	run.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return failf("%v: see `%s --help`", err, help)
+	}
+	run.Action = func(rc *cli.Context) error {
+		if err := check(rc); err != nil {
+			return err
 		}
 		var err error
 		o, err = runOptions(rc)
@@ -263,7 +283,7 @@ func parseRunWords(c *cli.Context, global, words []string) (*runtime.RunOptions,
 		return nil, err
 	}
 	if o == nil {
-		return nil, failf("no profile or image given: `sbxrun systemd generate --name NAME PROFILE -- CMD`")
+		return nil, failf("no profile or image given: `%s`", usage)
 	}
 	o.TTY, o.Interactive = false, false
 	return o, nil

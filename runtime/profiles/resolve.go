@@ -832,3 +832,19 @@ func yamlStr(s string) *yaml.Node {
 	}
 	return n
 }
+
+// Caches are the expanded sources of the profile's create mounts (the
+// caches it keeps on the host, such as ~/.cache/huggingface), whether or
+// not they exist yet.
+func (r *Resolved) Caches(h HostEnv) []string {
+	var out []string
+	for _, m := range r.Profile.Mounts {
+		if !m.Create || m.Type == "tmpfs" {
+			continue
+		}
+		if src, err := expandSource(m.Source, h); err == nil {
+			out = append(out, src)
+		}
+	}
+	return out
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -202,7 +203,7 @@ func Trust(o TrustOptions) ([]TrustEntry, error) {
 // Revoke forgets the trust of o.Dir's project files (also of files that are
 // gone) and returns the entries it removed.
 func Revoke(o TrustOptions) ([]TrustEntry, error) {
-	dir, _, err := o.projectFiles()
+	dir, files, err := o.projectFiles()
 	if err != nil {
 		return nil, err
 	}
@@ -210,9 +211,17 @@ func Revoke(o TrustOptions) ([]TrustEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var removed []TrustEntry
+	// A directory's project files, also those that are gone; or the one
+	// file (a manifest) given.
+	var candidates []string
 	for _, name := range ProjectFiles {
-		f := filepath.Join(dir, name)
+		candidates = append(candidates, filepath.Join(dir, name))
+	}
+	if len(files) == 1 && filepath.Dir(files[0]) == dir && !slices.Contains(candidates, files[0]) {
+		candidates = files
+	}
+	var removed []TrustEntry
+	for _, f := range candidates {
 		for _, e := range st.Files {
 			if e.File == f {
 				removed = append(removed, e)
