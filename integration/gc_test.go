@@ -208,6 +208,62 @@ func TestKilledRunsLeaveNoShim(t *testing.T) {
 	}
 }
 
+// TestRunReplacesStaleRuncState: a runc container left under a sandbox's
+// name by a shim that died with its containerd (a killed `up -d`, a
+// harness or host daemon killed with its shims) no longer makes every later
+// run of that name fail with "container with given ID already exists": the
+// run deletes it first, and only because nothing manages it.
+func TestRunReplacesStaleRuncState(t *testing.T) {
+	t.Parallel()
+	ns := useNamespace(t, false)
+	const name = "stale-runc"
+	root := filepath.Join("/run/containerd/runc", ns)
+	bundle := t.TempDir()
+	rootfs := filepath.Join(bundle, "rootfs")
+	for _, d := range []string{"bin", "proc", "dev"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("cp", "/bin/busybox", filepath.Join(rootfs, "bin", "sh")).CombinedOutput(); err != nil {
+		t.Fatalf("copying busybox: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("runc", "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(bundle, "config.json")
+	spec := strings.Replace(readFile(cfg), `"terminal": true`, `"terminal": false`, 1)
+	if err := os.WriteFile(cfg, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Created, never started: `runc init` waits, as a dead shim leaves it.
+	// `runc init` keeps the stdio it is given: a file, never a pipe that
+	// would hold this test until it exits.
+	logf, err := os.Create(filepath.Join(bundle, "create.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	create := exec.Command("runc", "--root", root, "create", "--bundle", bundle, name)
+	create.Stdout, create.Stderr = logf, logf
+	if err := create.Run(); err != nil {
+		t.Fatalf("runc create: %v\n%s", err, readFile(logf.Name()))
+	}
+	t.Cleanup(func() { _ = exec.Command("runc", "--root", root, "delete", "--force", name).Run() })
+	if _, err := os.Stat(filepath.Join(root, name, "state.json")); err != nil {
+		t.Fatalf("runc create left no state: %v", err)
+	}
+
+	stdout, stderr, code := run(t, "run", "--rm", "--pull", "never", "--name", name, "base", "--", "echo", "ran")
+	expect(t, "a run over a stale runc container of its name", code, 0, stdout, stderr)
+	if strings.TrimSpace(stdout) != "ran" {
+		t.Errorf("stdout %q, want %q", stdout, "ran")
+	}
+	if _, err := os.Stat(filepath.Join(root, name)); !os.IsNotExist(err) {
+		t.Errorf("runc state of %q left after the --rm run (stat: %v)", name, err)
+	}
+}
+
 func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)

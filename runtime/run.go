@@ -596,6 +596,10 @@ func (o *RunOptions) createPhase(ctx context.Context, c *client.Client, p *prepa
 	}
 	opts = append(opts, pins.captureUser())
 	tr.mark("spec")
+	// A detached run killed while containerd started its task leaves a
+	// shim (and its bundle) under this id and no marker: stop it first, or
+	// the new task fails with "file exists". A stat when there is none.
+	reapStaleShim(lctx, c, o.stateDir(), p.sb.ID, ResolveAddress(o.Address))
 	ctr, err := createContainer(lctx, c, o.stateDir(), p.sb.ID, img, opts, labels, more...)
 	release()
 	tr.mark("create")

@@ -411,25 +411,67 @@ func reapRunc(ctx context.Context, c *client.Client, ns string) ([]string, error
 	var reaped []string
 	var errs []error
 	for _, e := range entries {
-		id := e.Name()
-		if !e.IsDir() || identifiers.Validate(id) != nil {
+		if !e.IsDir() {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(root, id, "state.json")); err != nil {
-			continue
+		ok, err := reapRuncID(ctx, c, runc, ns, e.Name())
+		if err != nil {
+			errs = append(errs, err)
 		}
-		if len(findShims(ns, id, "")) > 0 {
-			continue
+		if ok {
+			reaped = append(reaped, e.Name())
 		}
-		orphan, err := orphanShim(ctx, c, shimProc{ns: ns, id: id})
-		if err != nil || !orphan {
-			continue
-		}
-		if out, err := exec.CommandContext(ctx, runc, "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("deleting the unmanaged runc container %q: %w: %s", id, err, strings.TrimSpace(string(out))))
-			continue
-		}
-		reaped = append(reaped, id)
 	}
 	return reaped, errors.Join(errs...)
+}
+
+// reapRuncID deletes runc container id of namespace ns when nothing
+// manages it any more (see reapRunc), and says whether it did.
+func reapRuncID(ctx context.Context, c *client.Client, runc, ns, id string) (bool, error) {
+	root := filepath.Join(runcRoot, ns)
+	if identifiers.Validate(id) != nil {
+		return false, nil
+	}
+	if _, err := os.Stat(filepath.Join(root, id, "state.json")); err != nil {
+		return false, nil
+	}
+	if len(findShims(ns, id, "")) > 0 {
+		return false, nil
+	}
+	orphan, err := orphanShim(ctx, c, shimProc{ns: ns, id: id})
+	if err != nil || !orphan {
+		return false, nil
+	}
+	if out, err := exec.CommandContext(ctx, runc, "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
+		return false, fmt.Errorf("deleting the unmanaged runc container %q: %w: %s", id, err, strings.TrimSpace(string(out)))
+	}
+	return true, nil
+}
+
+// reapStaleShim stops the orphaned shim of task id and deletes its
+// unmanaged runc container, if either is left, under the namespace lock: a
+// detached run killed while containerd started its task leaves a shim and
+// its bundle ("file exists"), a shim killed in turn leaves runc's state
+// ("container with given ID already exists"). Only what orphanShim judges
+// orphaned is touched; two stats when nothing is left.
+func reapStaleShim(ctx context.Context, c *client.Client, stateDir, id, address string) {
+	ns, ok := namespaceOf(ctx)
+	if !ok {
+		return
+	}
+	s := shimProc{ns: ns, id: id, address: strings.TrimPrefix(address, "unix://")}
+	_, serr := os.Stat(s.socket())
+	_, rerr := os.Stat(filepath.Join(runcRoot, ns, id, "state.json"))
+	if serr != nil && rerr != nil {
+		return
+	}
+	unlock, err := lockNamespace(ctx, stateDir)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	_, _ = reapShims(ctx, c, ns, id, address)
+	if runc, err := exec.LookPath("runc"); err == nil {
+		_, _ = reapRuncID(ctx, c, runc, ns, id)
+	}
 }
