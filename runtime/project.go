@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -935,12 +934,12 @@ type ProjectService struct {
 	Ports    string `json:"Publishers"`
 }
 
-// ProjectPs lists the project's sandboxes with state, health (its
-// healthcheck run once now) and published ports, as a table or JSON.
-func ProjectPs(ctx context.Context, o *ProjectOptions, format string) error {
+// ProjectPs lists the project's sandboxes, by name, with state, health
+// (its healthcheck run once now) and published ports.
+func ProjectPs(ctx context.Context, o *ProjectOptions) ([]ProjectService, error) {
 	members, err := o.members(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rows := []ProjectService{}
 	var mu sync.Mutex
@@ -965,23 +964,7 @@ func ProjectPs(ctx context.Context, o *ProjectOptions, format string) error {
 	}
 	wg.Wait()
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
-	if format == "json" {
-		enc := json.NewEncoder(o.out())
-		return enc.Encode(rows)
-	}
-	if format != "" && format != "table" {
-		return fmt.Errorf("unknown --format %q: use table or json", format)
-	}
-	tw := tabwriter.NewWriter(o.out(), 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSERVICE\tIMAGE\tSTATE\tHEALTH\tPORTS")
-	for _, r := range rows {
-		st := r.State
-		if r.ExitCode != nil && r.State == "stopped" {
-			st = fmt.Sprintf("exited (%d)", *r.ExitCode)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Service, r.Image, st, r.Health, r.Ports)
-	}
-	return tw.Flush()
+	return rows, nil
 }
 
 // ProjectStop stops services (all when none), dependents first.

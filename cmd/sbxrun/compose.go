@@ -106,11 +106,19 @@ func composeCommand() *cli.Command {
 				Name: "ps", Usage: "list the project's sandboxes with state, health and ports", OnUsageError: usageError,
 				Flags: []cli.Flag{&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"}},
 				Action: func(c *cli.Context) error {
+					format := c.String("format")
+					if format != "table" && format != "json" {
+						return fmt.Errorf("unknown --format %q: use table or json", format)
+					}
 					_, o, err := loadPlan(c, nil)
 					if err != nil {
 						return err
 					}
-					return runtime.ProjectPs(c.Context, o, c.String("format"))
+					rows, err := runtime.ProjectPs(c.Context, o)
+					if err != nil {
+						return err
+					}
+					return printProjectPs(c.App.Writer, rows, format)
 				},
 			},
 			{

@@ -185,3 +185,22 @@ func writeTemplate(w io.Writer, tmpl *template.Template, table bool, list []runt
 	}
 	return nil
 }
+
+// printProjectPs prints `compose ps`: a table, or the rows as JSON.
+func printProjectPs(w io.Writer, rows []runtime.ProjectService, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // "->" in ports, as written
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSERVICE\tIMAGE\tSTATE\tHEALTH\tPORTS")
+	for _, r := range rows {
+		st := r.State
+		if r.ExitCode != nil && r.State == "stopped" {
+			st = fmt.Sprintf("exited (%d)", *r.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Service, r.Image, st, r.Health, r.Ports)
+	}
+	return tw.Flush()
+}

@@ -43,3 +43,27 @@ func TestPsTemplate(t *testing.T) {
 		t.Errorf("unknown field: %v, want an error listing the fields", err)
 	}
 }
+
+func TestPrintProjectPs(t *testing.T) {
+	two := 2
+	rows := []runtime.ProjectService{
+		{Name: "p-db-1", Service: "db", Image: "base", State: "running", Health: "healthy", Ports: "127.0.0.1:5432->5432/tcp"},
+		{Name: "p-job-1", Service: "job", Image: "base", State: "stopped", ExitCode: &two},
+	}
+	var b strings.Builder
+	if err := printProjectPs(&b, rows, "table"); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME ") || !strings.Contains(lines[1], "healthy") ||
+		!strings.Contains(lines[1], "127.0.0.1:5432->5432/tcp") || !strings.Contains(lines[2], "exited (2)") {
+		t.Errorf("table:\n%s", b.String())
+	}
+	b.Reset()
+	if err := printProjectPs(&b, rows, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"Publishers":"127.0.0.1:5432->5432/tcp"`) || !strings.Contains(b.String(), `"ExitCode":2`) {
+		t.Errorf("json: %s", b.String())
+	}
+}
