@@ -258,15 +258,8 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 			others = append(others, r)
 		}
 	}
-	// A port another run published since ResolvePorts looked.
-	for _, port := range o.Ports {
-		for _, r := range others {
-			for _, q := range r.Ports {
-				if overlaps(port, q) {
-					return nil, &PortTakenError{Port: port, By: "sandbox " + r.Namespace + "/" + r.Name}
-				}
-			}
-		}
+	if err := portsTaken(o, recs); err != nil {
+		return nil, err
 	}
 	r := &record{
 		Attachment: Attachment{

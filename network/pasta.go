@@ -258,18 +258,8 @@ func beginPasta(ctx context.Context, o AttachOptions) (_ *Pending, retErr error)
 	if err != nil {
 		return nil, err
 	}
-	// A port another run published since ResolvePorts looked.
-	for _, port := range o.Ports {
-		for _, r := range recs {
-			if r.Namespace == o.Namespace && r.ID == o.ID {
-				continue
-			}
-			for _, q := range r.Ports {
-				if overlaps(port, q) {
-					return nil, &PortTakenError{Port: port, By: "sandbox " + r.Namespace + "/" + r.Name}
-				}
-			}
-		}
+	if err := portsTaken(o, recs); err != nil {
+		return nil, err
 	}
 	r := &record{
 		Attachment: Attachment{

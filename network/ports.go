@@ -371,3 +371,21 @@ func portHolder(port Port) string {
 	}
 	return ""
 }
+
+// portsTaken refuses a port of o that another sandbox's record publishes:
+// one another run published since ResolvePorts looked.
+func portsTaken(o AttachOptions, recs []*record) error {
+	for _, port := range o.Ports {
+		for _, r := range recs {
+			if r.Namespace == o.Namespace && r.ID == o.ID {
+				continue
+			}
+			for _, q := range r.Ports {
+				if overlaps(port, q) {
+					return &PortTakenError{Port: port, By: "sandbox " + r.Namespace + "/" + r.Name}
+				}
+			}
+		}
+	}
+	return nil
+}

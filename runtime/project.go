@@ -234,18 +234,11 @@ func ProjectUp(ctx context.Context, o *ProjectOptions, u UpOptions) error {
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(o.errw(), "sbxrun: warning: "+w)
 	}
-	if err := o.Preflight(plan.Services); err != nil {
-		return err
-	}
-	unlock, err := o.lock()
+	unlock, members, err := o.begin(ctx, plan.Services)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	members, err := o.members(ctx)
-	if err != nil {
-		return err
-	}
 	// A name taken by a sandbox of no project, or of another, is refused
 	// before anything is created.
 	all, err := List(ctx, &o.Global, true)
@@ -299,6 +292,23 @@ func ProjectUp(ctx context.Context, o *ProjectOptions, u UpOptions) error {
 	}
 	unlock()
 	return o.foreground(ctx, h)
+}
+
+// begin checks services as up would run them (Preflight), then takes the
+// project's lock and lists its sandboxes by name. unlock may be called
+// more than once.
+func (o *ProjectOptions) begin(ctx context.Context, services []*compose.Service) (unlock func(), members map[string]Sandbox, err error) {
+	if err := o.Preflight(services); err != nil {
+		return nil, nil, err
+	}
+	if unlock, err = o.lock(); err != nil {
+		return nil, nil, err
+	}
+	if members, err = o.members(ctx); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return unlock, members, nil
 }
 
 // ensureResources records, then creates, the project's networks; named
@@ -999,18 +1009,11 @@ func ProjectStart(ctx context.Context, o *ProjectOptions, services []string) err
 	if err != nil {
 		return err
 	}
-	if err := o.Preflight(svcs); err != nil {
-		return err
-	}
-	unlock, err := o.lock()
+	unlock, members, err := o.begin(ctx, svcs)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	members, err := o.members(ctx)
-	if err != nil {
-		return err
-	}
 	if err := o.ensureResources(); err != nil {
 		return err
 	}
