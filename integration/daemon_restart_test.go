@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,11 +71,16 @@ func (d *daemon) start(t *testing.T) {
 		_ = cmd.Wait()
 		close(exited)
 	}(d.cmd, d.exited)
+	// Serving, not only bound: the socket exists a moment before
+	// containerd listens on it ("connection refused").
 	if !waitFor(10*time.Second, func() bool {
-		fi, err := os.Stat(d.address)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
+		conn, err := net.DialTimeout("unix", d.address, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
 	}) {
-		t.Fatalf("containerd did not create %q within 10s; log:\n%s", d.address, tail(readFile(logf.Name()), 20))
+		t.Fatalf("containerd did not serve %q within 10s; log:\n%s", d.address, tail(readFile(logf.Name()), 20))
 	}
 }
 
