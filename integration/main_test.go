@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,8 @@ var harness struct {
 	// runtimeSpecDir is the runtime-spec module's directory (its JSON
 	// schema), found before the tests change HOME.
 	runtimeSpecDir string
+	// links are the host's sbxrun network links before the tests.
+	links map[string]bool
 }
 
 func TestMain(m *testing.M) {
@@ -112,6 +115,7 @@ func setup() (*exec.Cmd, error) {
 		return nil, errors.New("/bin/busybox not found: install it with: apt-get install -y busybox-static")
 	}
 
+	harness.links = sbxLinks()
 	root, err := os.MkdirTemp("", "sbxrun-it-")
 	if err != nil {
 		return nil, err
@@ -286,6 +290,22 @@ func teardown(ctd *exec.Cmd) error {
 		cancel()
 		harness.client.Close()
 	}
+	// The networks the tests left, the default one at least (created on
+	// first use and kept, as Docker keeps its bridge), go with their
+	// bridges and firewall rules; then no link of the tests may be left.
+	if harness.root != "" {
+		errs = append(errs, removeNetworks())
+		var left []string
+		for l := range sbxLinks() {
+			if !harness.links[l] {
+				left = append(left, l)
+			}
+		}
+		if len(left) > 0 {
+			sort.Strings(left)
+			errs = append(errs, fmt.Errorf("the tests left network links %q: a test or `sbxrun network rm` leaks them", left))
+		}
+	}
 	if ctd != nil && ctd.Process != nil {
 		_ = ctd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -376,4 +396,33 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// sbxLinks are the names of the host's links sbxrun networks make: their
+// bridges (sbx-*, sbxrun0) and veths (sbx* host ends).
+func sbxLinks() map[string]bool {
+	links := map[string]bool{}
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "sbx") {
+			links[i.Name] = true
+		}
+	}
+	return links
+}
+
+// removeNetworks removes every network of the harness' sbxrun, through
+// sbxrun itself.
+func removeNetworks() error {
+	out, err := exec.Command(harness.sbxrun, "network", "ls", "-q").Output()
+	if err != nil {
+		return fmt.Errorf("sbxrun network ls -q: %w", err)
+	}
+	var errs []error
+	for _, name := range strings.Fields(string(out)) {
+		if b, err := exec.Command(harness.sbxrun, "network", "rm", name).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("sbxrun network rm %s: %w: %s", name, err, strings.TrimSpace(string(b))))
+		}
+	}
+	return errors.Join(errs...)
 }
