@@ -50,8 +50,14 @@ func assertCreatedGone(t *testing.T, name string, before map[string]bool) {
 			continue
 		}
 		// A staging directory is named PID-START-RAND after the sbxrun
-		// that staged it: one whose sbxrun is gone was left behind.
+		// that staged it: one whose sbxrun is gone was left behind. Only
+		// this test's count: other tests kill runs on purpose, and gc
+		// collects what those leave.
 		pid, _, _ := strings.Cut(d, "-")
+		n, _ := strconv.Atoi(pid)
+		if ns, ok := startedIn.Load(n); !ok || ns != nsFor(t) {
+			continue
+		}
 		if _, err := os.Stat("/proc/" + pid); err != nil {
 			t.Errorf("staging directory %q of an exited sbxrun left under the state directory", d)
 		}

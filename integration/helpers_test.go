@@ -126,6 +126,7 @@ func runWith(t *testing.T, o opts, args ...string) (stdout, stderr string, code 
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting sbxrun: %v", err)
 	}
+	startedIn.Store(cmd.Process.Pid, nsFor(t))
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -142,6 +143,10 @@ func runWith(t *testing.T, o opts, args ...string) (stdout, stderr string, code 
 	}
 	return outBuf.String(), errBuf.String(), code
 }
+
+// startedIn maps the pid of each sbxrun the tests started to the
+// namespace of its test: what a test may judge of state files named by pid.
+var startedIn sync.Map
 
 // sbxrunCmd returns the command for "sbxrun --namespace NS args...".
 func sbxrunCmd(t *testing.T, o opts, args ...string) *exec.Cmd {
@@ -363,6 +368,7 @@ func start(t *testing.T, o opts, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting sbxrun: %v", err)
 	}
+	startedIn.Store(p.cmd.Process.Pid, nsFor(t))
 	go func() {
 		err := p.cmd.Wait()
 		p.code = exitCode(err, p.cmd)
