@@ -23,6 +23,8 @@ import (
 // Labels sbxrun puts on what a project creates: Docker Compose's own keys,
 // so tools that know Compose read them too.
 const (
+	// LabelPrefix begins every one of them.
+	LabelPrefix     = "com.docker.compose."
 	LabelProject    = "com.docker.compose.project"
 	LabelService    = "com.docker.compose.service"
 	LabelNumber     = "com.docker.compose.container-number"
@@ -49,6 +51,10 @@ type Service struct {
 	Args []string
 	// Publish are the ports in -p syntax.
 	Publish []string
+	// Expose are expose:'s ports (PORT[-END][/PROTO]): reachable by the
+	// project's other services, published nowhere. Only `kube generate
+	// --compose` uses them (a Kubernetes Service per service).
+	Expose []string
 	// Aliases are the names the sandbox has on its network: the service
 	// name and its aliases.
 	Aliases []string
@@ -464,6 +470,7 @@ func (p *Project) mapService(proj *types.Project, s types.ServiceConfig, o PlanO
 		for _, pc := range s.Ports {
 			out.Publish = append(out.Publish, publishFlag(pc))
 		}
+		out.Expose = append(out.Expose, s.Expose...)
 	}
 	// Names and resolvers: --add-host, --dns, --dns-search, --dns-option.
 	if len(s.ExtraHosts) > 0 {

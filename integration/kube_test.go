@@ -115,6 +115,96 @@ func TestKubeGenerate(t *testing.T) {
 		}
 	})
 
+	t.Run("compose", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(fmt.Sprintf(`
+services:
+  web:
+    image: %[1]s
+    pull_policy: never
+    user: "1000:1000"
+    command: ["python3", "-m", "http.server", "8000"]
+    ports: ["8000:8000"]
+    volumes: ["data:/data"]
+    depends_on: [db]
+    environment:
+      DB_PASSWORD: hunter2
+  db:
+    image: %[1]s
+    pull_policy: never
+    user: "1000:1000"
+    command: ["sleep", "600"]
+    expose: ["5432"]
+    volumes: ["data:/var/lib/db"]
+volumes:
+  data: {}
+`, baseRef)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code := runWith(t, opts{dir: dir}, "kube", "generate", "--compose", "--project-name", "kc", "--namespace", "psa-restricted")
+		if code != 0 {
+			t.Fatalf("kube generate --compose: exit %d\n%s", code, stderr)
+		}
+		objs, err := kube.Decode([]byte(stdout))
+		if err != nil {
+			t.Fatalf("decoding strictly: %v\n%s", err, stdout)
+		}
+		var kinds []string
+		for _, o := range objs {
+			kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
+		}
+		// db first (web depends on it); the shared claim once, with db.
+		if got, want := strings.Join(kinds, ","), "PersistentVolumeClaim,Deployment,Service,Secret,Deployment,Service"; got != want {
+			t.Errorf("objects %s, want %s\n%s", got, want, stdout)
+		}
+		if n := strings.Count(stdout, "claimName: kc-data"); n != 2 {
+			t.Errorf("%d Pods use claim kc-data, want both services'\n%s", n, stdout)
+		}
+		for _, want := range []string{"name: db\n", "port: 5432", "name: web\n", "port: 8000", "name: web-env"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("manifest lacks %q\n%s", want, stdout)
+			}
+		}
+		if strings.Contains(stdout, "com.docker.compose") || strings.Contains(stdout, "value: hunter2") {
+			t.Errorf("manifest carries the host project's labels or an inline credential:\n%s", stdout)
+		}
+		if !strings.Contains(stderr, `service "web": depends_on`) {
+			t.Errorf("no line says depends_on is not written:\n%s", stderr)
+		}
+		for _, doc := range documents(stdout) {
+			api.dryRun(t, "psa-restricted", doc, true)
+		}
+
+		out := t.TempDir()
+		_, stderr, code = runWith(t, opts{dir: dir}, "kube", "generate", "--compose", "--project-name", "kc", "-o", out, "web")
+		if code != 0 {
+			t.Fatalf("kube generate --compose -o DIR web: exit %d\n%s", code, stderr)
+		}
+		for _, f := range []string{"db.yaml", "web.yaml"} { // web, and the db it depends on
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Errorf("-o DIR: %v", err)
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(out, "web.yaml")); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("web.yaml holds a Secret and is %v, want 0600", fi.Mode().Perm())
+		}
+
+		for _, tc := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"run option", []string{"--memory", "1g"}, "--memory"},
+			{"unknown service", []string{"cache"}, `no service "cache"`},
+			{"command", []string{"web", "--", "sh"}, "command:"},
+		} {
+			stdout, stderr, code := runWith(t, opts{dir: dir}, append([]string{"kube", "generate", "--compose", "--project-name", "kc"}, tc.args...)...)
+			if code != 125 || stdout != "" || len(strings.Split(strings.TrimSpace(stderr), "\n")) != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%s: exit %d, stdout %q, stderr %q; want 125, nothing written and one line naming %q", tc.name, code, stdout, stderr, tc.want)
+			}
+		}
+	})
+
 	for _, tc := range []struct {
 		name string
 		args []string

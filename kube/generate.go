@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -74,10 +76,11 @@ const (
 	GPUDeviceClass = "gpu.nvidia.com"
 	// gpuClaim names the Pod's claim of a ResourceClaimTemplate.
 	gpuClaim = "gpu"
-	// workspaceSize and cacheSize are the storage requests of generated
-	// claims.
+	// workspaceSize, cacheSize and volumeSize (a compose named volume)
+	// are the storage requests of generated claims.
 	workspaceSize = "10Gi"
 	cacheSize     = "100Gi"
+	volumeSize    = "10Gi"
 )
 
 // Options are `sbxrun kube generate`'s own flags.
@@ -100,6 +103,13 @@ type Options struct {
 	// Pin writes the image by digest (the image must be in containerd:
 	// Resolved.ImageDigest).
 	Pin bool
+	// Claims are host directories that become the named
+	// PersistentVolumeClaim given, whatever the Volumes rule: a compose
+	// project's named volumes, shared by the services that mount them.
+	Claims map[string]string
+	// Expose are more container ports (PORT[-END][/PROTO]) than the
+	// published ones: compose's expose:, for the Service.
+	Expose []string
 }
 
 // Manifest is what Generate made of a sandbox.
@@ -115,6 +125,21 @@ type Manifest struct {
 	Level string
 	// Workload is the Pod, Job or Deployment among Objects.
 	Workload k8sruntime.Object
+}
+
+// DropSeen removes the objects whose Kind/Name seen holds and adds the
+// others' to it: what manifests written together share (a compose
+// project's volume claims) is written once.
+func (m *Manifest) DropSeen(seen map[string]bool) {
+	m.Objects = slices.DeleteFunc(m.Objects, func(o k8sruntime.Object) bool {
+		key := o.GetObjectKind().GroupVersionKind().Kind + "/"
+		if a, err := meta.Accessor(o); err == nil {
+			key += a.GetName()
+		}
+		dup := seen[key]
+		seen[key] = true
+		return dup
+	})
 }
 
 // HasSecret reports whether the manifest carries a Secret (credentials
@@ -310,7 +335,9 @@ func (g *gen) podSpec() (*corev1.PodSpec, error) {
 	if err := g.volumes(spec, ct); err != nil {
 		return nil, err
 	}
-	g.ports(ct)
+	if err := g.ports(ct); err != nil {
+		return nil, err
+	}
 	g.rest(spec)
 	if len(g.meta.Annotations) == 0 {
 		g.meta.Annotations = nil
@@ -615,6 +642,18 @@ func (g *gen) volumes(spec *corev1.PodSpec, ct *corev1.Container) error {
 			g.m.Volumes = append(g.m.Volumes, fmt.Sprintf("%s (tmpfs): %s", m.Destination, what))
 			continue
 		}
+		if claim, ok := g.o.Claims[filepath.Clean(m.Source)]; ok {
+			pvc := &corev1.PersistentVolumeClaim{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+				ObjectMeta: g.objectMeta(claim),
+				Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(volumeSize)}}}}
+			pvc.Labels = nil // shared by the services that mount it
+			g.m.Objects = append(g.m.Objects, pvc)
+			spec.Volumes = append(spec.Volumes, corev1.Volume{Name: vname, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
+			ct.VolumeMounts = append(ct.VolumeMounts, vm)
+			g.m.Volumes = append(g.m.Volumes, fmt.Sprintf("%s (volume %s): PersistentVolumeClaim %s (%s, ReadWriteOnce)", m.Destination, m.As, claim, volumeSize))
+			continue
+		}
 		rule := g.o.Volumes
 		isDir := true
 		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() {
@@ -667,20 +706,61 @@ func (g *gen) volumes(spec *corev1.PodSpec, ct *corev1.Container) error {
 	return nil
 }
 
-// ports writes the published ports as container ports.
-func (g *gen) ports(ct *corev1.Container) {
+// ports writes the published ports, then the exposed ones, as container
+// ports, each once.
+func (g *gen) ports(ct *corev1.Container) error {
+	add := func(port int, protocol string) {
+		proto := corev1.ProtocolTCP
+		if protocol == "udp" {
+			proto = corev1.ProtocolUDP
+		}
+		for _, have := range ct.Ports {
+			if have.ContainerPort == int32(port) && have.Protocol == proto {
+				return
+			}
+		}
+		ct.Ports = append(ct.Ports, corev1.ContainerPort{Name: fmt.Sprintf("%s-%d", strings.ToLower(string(proto)), port), ContainerPort: int32(port), Protocol: proto})
+	}
 	for _, p := range g.r.Ports {
 		for port := p.ContainerStart; port <= p.ContainerEnd; port++ {
-			proto := corev1.ProtocolTCP
-			if p.Protocol == "udp" {
-				proto = corev1.ProtocolUDP
-			}
-			ct.Ports = append(ct.Ports, corev1.ContainerPort{Name: fmt.Sprintf("%s-%d", strings.ToLower(string(proto)), port), ContainerPort: int32(port), Protocol: proto})
+			add(int(port), p.Protocol)
 		}
 		if p.HostStart != 0 || p.HostIP != "" {
-			g.warnf("publish %d: the host address and port are not written (a Pod's ports are reached through a Service: --service)", p.ContainerStart)
+			if g.o.Service {
+				g.warnf("publish %d: the host address and port are not written (Service %s exposes the port in the cluster)", p.ContainerStart, g.name)
+			} else {
+				g.warnf("publish %d: the host address and port are not written (a Pod's ports are reached through a Service: --service)", p.ContainerStart)
+			}
 		}
 	}
+	for _, e := range g.o.Expose {
+		start, end, proto, err := parseExpose(e)
+		if err != nil {
+			return err
+		}
+		for port := start; port <= end; port++ {
+			add(port, proto)
+		}
+	}
+	return nil
+}
+
+// parseExpose reads PORT[-END][/tcp|/udp].
+func parseExpose(e string) (start, end int, proto string, err error) {
+	ports, proto, _ := strings.Cut(e, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	lo, hi, isRange := strings.Cut(ports, "-")
+	if !isRange {
+		hi = lo
+	}
+	start, err1 := strconv.Atoi(lo)
+	end, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || start < 1 || end > 65535 || end < start || (proto != "tcp" && proto != "udp") {
+		return 0, 0, "", badf("expose %q: not a port (PORT[-END][/tcp|/udp], 1-65535)", e)
+	}
+	return start, end, proto, nil
 }
 
 // rest writes what is left: stop timeout and signal, hostname, network,

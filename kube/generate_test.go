@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
@@ -257,6 +260,77 @@ func TestGenerateWarnings(t *testing.T) {
 	for _, key := range []string{"pids_limit", "memory_swap", "cap_add SYS_PTRACE", "stop_signal SIGINT"} {
 		if !strings.Contains(all, key) {
 			t.Errorf("no warning for %s in:\n%s", key, all)
+		}
+	}
+}
+
+// TestGenerateComposeParts: what `kube generate --compose` adds: a named
+// volume's directory becomes its shared claim whatever the volume rule,
+// expose: ports join the published ones (each once) in the container and
+// the Service, and DropSeen writes a shared claim once.
+func TestGenerateComposeParts(t *testing.T) {
+	vol := t.TempDir()
+	flags := &profiles.Profile{Mounts: []profiles.MountSpec{{Type: "bind", Source: vol, Target: "/var/lib/db", Create: true}}}
+	gen := func(name string) *Manifest {
+		r := resolve(t, "base", flags, []string{"8000:8000"}, nil, sandboxImage)
+		m, err := Generate(r, Options{Name: name, Kind: KindDeployment, Service: true, Volumes: VolumesEmptyDir,
+			Claims: map[string]string{vol: "proj-data"}, Expose: []string{"8000", "5432", "9000-9001/udp"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := gen("db")
+	var claims []string
+	var svc *corev1.Service
+	for _, o := range m.Objects {
+		switch o := o.(type) {
+		case *corev1.PersistentVolumeClaim:
+			claims = append(claims, o.Name)
+		case *corev1.Service:
+			svc = o
+		}
+	}
+	if !slices.Contains(claims, "proj-data") {
+		t.Errorf("claims %q, want proj-data for the named volume", claims)
+	}
+	spec := m.Workload.(*appsv1.Deployment).Spec.Template.Spec
+	var used bool
+	for _, v := range spec.Volumes {
+		used = used || (v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "proj-data")
+	}
+	if !used {
+		t.Errorf("no volume of the Pod uses claim proj-data: %+v", spec.Volumes)
+	}
+	var ports []string
+	for _, p := range spec.Containers[0].Ports {
+		ports = append(ports, fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol))
+	}
+	if got := strings.Join(ports, ","); got != "8000/TCP,5432/TCP,9000/UDP,9001/UDP" {
+		t.Errorf("container ports %s, want 8000/TCP,5432/TCP,9000/UDP,9001/UDP", got)
+	}
+	if svc == nil || len(svc.Spec.Ports) != 4 {
+		t.Errorf("Service %+v, want the 4 ports", svc)
+	}
+
+	seen := map[string]bool{}
+	m.DropSeen(seen)
+	other := gen("web")
+	n := len(other.Objects)
+	other.DropSeen(seen)
+	if len(other.Objects) != n-1 {
+		t.Errorf("DropSeen kept %d of %d objects, want the shared claim dropped", len(other.Objects), n)
+	}
+	for _, o := range other.Objects {
+		if c, ok := o.(*corev1.PersistentVolumeClaim); ok && c.Name == "proj-data" {
+			t.Errorf("the shared claim is written twice")
+		}
+	}
+
+	r := resolve(t, "base", nil, nil, nil, sandboxImage)
+	for _, bad := range []string{"http", "0", "70000", "9001-9000", "80/sctp"} {
+		if _, err := Generate(r, Options{Expose: []string{bad}}); !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("expose %q: err = %v, want ErrBadOptions naming it", bad, err)
 		}
 	}
 }

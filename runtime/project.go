@@ -65,6 +65,10 @@ func ProjectVolumesDir(g *Global) string {
 	return sd + "-volumes"
 }
 
+// ServiceRunOptions are the run options of service s, as up runs it:
+// what `kube generate --compose` resolves.
+func (o *ProjectOptions) ServiceRunOptions(s *compose.Service) *RunOptions { return o.runOptions(s) }
+
 // runOptions is the `sbxrun run` a service is.
 func (o *ProjectOptions) runOptions(s *compose.Service) *RunOptions {
 	flags := *s.Flags

@@ -241,11 +241,17 @@ func loadPlan(c *cli.Context, services []string) (*compose.Project, *runtime.Pro
 			pc = l
 		}
 	}
-	g := global(c)
-	p, err := compose.Load(c.Context, compose.Options{
+	return loadProjectPlan(c, compose.Options{
 		Files: pc.StringSlice("file"), Project: pc.String("project-name"), Profiles: pc.StringSlice("profile"),
 		EnvFiles: pc.StringSlice("env-file"), WorkingDir: pc.String("project-directory"),
-	})
+	}, services)
+}
+
+// loadProjectPlan loads, checks and plans a compose project: `sbxrun
+// compose` and `kube generate --compose`.
+func loadProjectPlan(c *cli.Context, co compose.Options, services []string) (*compose.Project, *runtime.ProjectOptions, error) {
+	g := global(c)
+	p, err := compose.Load(c.Context, co)
 	if err != nil {
 		return nil, nil, &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
 	}

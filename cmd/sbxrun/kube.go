@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sbxrun/sbxrun/compose"
 	"github.com/sbxrun/sbxrun/kube"
 	"github.com/sbxrun/sbxrun/runtime"
 )
@@ -16,7 +19,7 @@ import (
 // kubeGenerateFlags are `kube generate`'s own flags; every other flag is a
 // run flag, resolved exactly as `sbxrun run` resolves it.
 var kubeGenerateFlags = []cli.Flag{
-	&cli.StringFlag{Name: "kind", Value: kube.KindPod, Usage: "workload: pod, job or deployment"},
+	&cli.StringFlag{Name: "kind", Usage: "workload: pod, job or deployment (default pod; deployment with --compose)"},
 	&cli.StringFlag{Name: "name", Usage: "the objects' name, a DNS label (default the profile's or image's name)"},
 	&cli.StringFlag{Name: "namespace", Usage: "Kubernetes namespace written into every object (default none: kubectl's)"},
 	&cli.BoolFlag{Name: "service", Usage: "add a Service for the published ports (-p)"},
@@ -25,6 +28,9 @@ var kubeGenerateFlags = []cli.Flag{
 	&cli.StringFlag{Name: "gpu-api", Value: kube.GPUDevicePlugin, Usage: "how GPUs are asked for: device-plugin (nvidia.com/gpu) or dra (a ResourceClaimTemplate, resource.k8s.io/v1)"},
 	&cli.StringFlag{Name: "volumes", Usage: "what bind mounts become: pvc, hostpath or emptydir (default: PersistentVolumeClaims for the workspace and caches, other host paths left out)"},
 	&cli.BoolFlag{Name: "pin", Usage: "write the image by its digest in containerd"},
+	&cli.BoolFlag{Name: "compose", Usage: "generate the services of a compose project (arguments: SERVICE..., default all) instead of one sandbox"},
+	&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "with --compose: compose file, repeatable (default compose.yaml and its override, or COMPOSE_FILE)"},
+	&cli.StringFlag{Name: "project-name", Usage: "with --compose: project name (default the directory's name)"},
 }
 
 // kubeHidden are run flags that mean nothing in a manifest.
@@ -38,6 +44,7 @@ func kubeCommand() *cli.Command {
 			Name:  "generate",
 			Usage: "print the Kubernetes objects of a sandbox (Pod, Job or Deployment, hardened to Pod Security restricted)",
 			UsageText: "sbxrun kube generate [--kind pod|job|deployment] [--name N] [--namespace NS] [--service] [-o FILE|DIR] [run options] PROFILE|IMAGE [-- COMMAND...]\n" +
+				"   sbxrun kube generate --compose [-f FILE]... [--kind ...] [-o FILE|DIR] [SERVICE...]\n" +
 				"   e.g. sbxrun kube generate model-dev --gpus 2 --memory 32g -- ollama serve | kubectl apply -f -",
 			Flags: append(slices.Clone(kubeGenerateFlags), slices.DeleteFunc(slices.Clone(runFlags), func(f cli.Flag) bool {
 				return slices.Contains(kubeHidden, f.Names()[0])
@@ -101,6 +108,20 @@ func kubeGenerate(c *cli.Context) error {
 	if err != nil {
 		return failf("%v", err)
 	}
+	ko := kube.Options{
+		Kind: w.value("kind"), Namespace: w.value("namespace"), Service: service,
+		PodSecurity: w.value("pod-security"), GPUAPI: w.value("gpu-api"), Volumes: w.value("volumes"), Pin: pin,
+	}
+	if fromCompose, err := w.bool("compose"); err != nil {
+		return failf("%v", err)
+	} else if fromCompose {
+		return kubeGenerateCompose(c, w, ko)
+	}
+	for _, f := range []string{"file", "project-name"} {
+		if len(w.list(f)) > 0 {
+			return failf("--%s is for --compose: `sbxrun kube generate --compose -f FILE [SERVICE...]`", f)
+		}
+	}
 	// The global flags are read from the app's own context: generate's
 	// --namespace (Kubernetes') would hide the global one (containerd's).
 	if _, target, _, _ := splitRunArgs(runFlags, w.run); target == "" {
@@ -119,41 +140,142 @@ func kubeGenerate(c *cli.Context) error {
 	if err != nil {
 		return failf("%v", err)
 	}
-	ko := kube.Options{
-		Kind: w.value("kind"), Name: name, Namespace: w.value("namespace"), Service: service,
-		PodSecurity: w.value("pod-security"), GPUAPI: w.value("gpu-api"), Volumes: w.value("volumes"), Pin: pin,
-	}
+	ko.Name = name
 	m, err := kube.Generate(r, ko)
 	if err != nil {
 		return failf("%v", err)
 	}
+	report(c, "", m)
+	return writeManifests(c, w.value("output"), []string{name}, []*kube.Manifest{m})
+}
+
+// report prints a manifest's volume lines and warnings, naming the
+// compose service when there is one.
+func report(c *cli.Context, service string, m *kube.Manifest) {
+	prefix := ""
+	if service != "" {
+		prefix = fmt.Sprintf("service %q: ", service)
+	}
 	for _, l := range m.Volumes {
-		fmt.Fprintln(c.App.ErrWriter, "sbxrun: volume "+l)
+		fmt.Fprintln(c.App.ErrWriter, "sbxrun: "+prefix+"volume "+l)
 	}
 	for _, l := range m.Warnings {
-		fmt.Fprintln(c.App.ErrWriter, "sbxrun: warning: "+l)
+		fmt.Fprintln(c.App.ErrWriter, "sbxrun: warning: "+prefix+l)
 	}
-	var b bytes.Buffer
-	if err := kube.Write(&b, m); err != nil {
-		return failf("writing the manifest: %v", err)
+}
+
+// writeManifests writes manifests to stdout or FILE, one after the other,
+// or each to DIR/NAME.yaml; a file with a Secret is its owner's only.
+func writeManifests(c *cli.Context, out string, names []string, ms []*kube.Manifest) error {
+	render := func(ms []*kube.Manifest) ([]byte, os.FileMode, error) {
+		var b bytes.Buffer
+		mode := os.FileMode(0o644)
+		for i, m := range ms {
+			if i > 0 {
+				b.WriteString("---\n")
+			}
+			if err := kube.Write(&b, m); err != nil {
+				return nil, 0, failf("writing the manifest: %v", err)
+			}
+			if m.HasSecret() {
+				mode = 0o600 // credentials: readable by their owner only
+			}
+		}
+		return b.Bytes(), mode, nil
 	}
-	out := w.value("output")
 	if out == "" {
-		_, err := c.App.Writer.Write(b.Bytes())
+		b, _, err := render(ms)
+		if err != nil {
+			return err
+		}
+		_, err = c.App.Writer.Write(b)
 		return err
 	}
+	files, groups := []string{out}, [][]*kube.Manifest{ms}
 	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
-		out = filepath.Join(out, name+".yaml")
+		files, groups = nil, nil
+		for i, m := range ms {
+			files = append(files, filepath.Join(out, names[i]+".yaml"))
+			groups = append(groups, []*kube.Manifest{m})
+		}
 	}
-	mode := os.FileMode(0o644)
-	if m.HasSecret() {
-		mode = 0o600 // credentials: readable by their owner only
+	for i, f := range files {
+		b, mode, err := render(groups[i])
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(f, b, mode); err != nil {
+			return failf("writing the manifest: %v: choose another -o", err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "sbxrun: wrote %s\n", f)
 	}
-	if err := os.WriteFile(out, b.Bytes(), mode); err != nil {
-		return failf("writing the manifest: %v: choose another -o", err)
-	}
-	fmt.Fprintf(c.App.ErrWriter, "sbxrun: wrote %s\n", out)
 	return nil
+}
+
+// kubeGenerateCompose is `sbxrun kube generate --compose [SERVICE...]`:
+// each service (with the services it depends on) resolved as `compose up`
+// runs it, then generated as one workload named after the service, with a
+// Service for its published and exposed ports (other services reach it by
+// its name, as on the project's network), and a PersistentVolumeClaim for
+// each named volume, shared by the services that mount it. The default
+// kind is a Deployment: services run until stopped.
+func kubeGenerateCompose(c *cli.Context, w *generateWords, ko kube.Options) error {
+	if len(w.flags) > 0 {
+		return failf("run option --%s does not apply with --compose: set it in the compose file", w.flags[0].name)
+	}
+	if w.value("name") != "" {
+		return failf("--name does not apply with --compose: objects are named after their services")
+	}
+	services := w.run
+	if i := slices.Index(services, "--"); i >= 0 {
+		return failf("a command does not apply with --compose: set command: in the compose file")
+	}
+	if ko.Kind == "" {
+		ko.Kind = kube.KindDeployment
+	}
+	_, po, err := loadProjectPlan(c, compose.Options{Files: w.list("file"), Project: w.value("project-name")}, services)
+	if err != nil {
+		return err
+	}
+	for _, l := range po.Plan.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "sbxrun: warning: "+l)
+	}
+	ko.Claims = map[string]string{}
+	for _, v := range po.Plan.Volumes {
+		ko.Claims[filepath.Clean(v.Dir)] = kube.NameFor(v.Name)
+	}
+	var names []string
+	var ms []*kube.Manifest
+	emitted := map[string]bool{} // Kind/Name of the objects written so far
+	for _, s := range po.Plan.Services {
+		so := ko
+		so.Name = kube.NameFor(s.Name)
+		so.Expose = s.Expose
+		so.Service = ko.Service || len(s.Publish) > 0 || len(s.Expose) > 0
+		ro := po.ServiceRunOptions(s)
+		ro.Name = so.Name
+		r, err := runtime.Resolve(c.Context, ro, ro.LocalImages())
+		if err != nil {
+			return failf("service %q: %v", s.Name, err)
+		}
+		// The labels that tie a sandbox to this host's project stay here.
+		maps.DeleteFunc(r.Labels, func(k, _ string) bool { return strings.HasPrefix(k, compose.LabelPrefix) })
+		m, err := kube.Generate(r, so)
+		if err != nil {
+			return failf("service %q: %v", s.Name, err)
+		}
+		if len(s.DependsOn) > 0 {
+			m.Warnings = append(m.Warnings, "depends_on: not written: Kubernetes starts Pods independently (an init container or a readinessProbe can wait)")
+		}
+		if s.Health != nil {
+			m.Warnings = append(m.Warnings, "healthcheck: not written: write it as a readinessProbe")
+		}
+		m.DropSeen(emitted)
+		report(c, s.Name, m)
+		names = append(names, so.Name)
+		ms = append(ms, m)
+	}
+	return writeManifests(c, w.value("output"), names, ms)
 }
 
 // appContext is the app's own context in c's lineage (the one that parsed
