@@ -674,3 +674,49 @@ services:
 	p.mustRun("down")
 	assertNamespaceClean(t, ns)
 }
+
+// TestComposeRestartPolicy: a foreground `compose up` restarts a service
+// that exits by its policy (on-failure:2: twice after failures; on-failure:
+// not after a success), ends once nothing runs and nothing restarts, and
+// down leaves nothing.
+func TestComposeRestartPolicy(t *testing.T) {
+	t.Parallel()
+	ns := useNamespace(t, false)
+	p := newComposeProject(t, "crestart", fmt.Sprintf(`
+services:
+  flaky:
+    image: %[1]s
+    pull_policy: never
+    command: ["sh", "-c", "echo attempt; exit 3"]
+    restart: on-failure:2
+  fine:
+    image: %[1]s
+    pull_policy: never
+    command: ["sh", "-c", "echo done"]
+    restart: on-failure
+`, baseRef))
+	before := snapshotNet(t)
+	stdout, stderr, code := p.run("up")
+	if code != 0 {
+		t.Fatalf("compose up: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	restarts := strings.Count(stderr, "crestart-flaky-1 exited with status 3: restarting (restart: on-failure:2)")
+	if restarts != 2 {
+		t.Errorf("flaky was restarted %d times, want 2 (on-failure:2)\nstderr: %s", restarts, stderr)
+	}
+	if strings.Contains(stderr, "crestart-fine-1 exited") {
+		t.Errorf("fine exited 0 and was restarted under on-failure\nstderr: %s", stderr)
+	}
+	if !strings.Contains(stdout, "attempt") || !strings.Contains(stdout, "done") {
+		t.Errorf("up did not print the services' output\nstdout: %s", stdout)
+	}
+	for _, r := range p.ps() {
+		want := map[string]int{"flaky": 3, "fine": 0}[r.Service]
+		if r.State != "stopped" || r.ExitCode == nil || *r.ExitCode != want {
+			t.Errorf("%s after up: %s, exit %v; want stopped with %d", r.Name, r.State, r.ExitCode, want)
+		}
+	}
+	p.mustRun("down")
+	assertNamespaceClean(t, ns)
+	assertNetSameAs(t, "restart policy up, down", before, snapshotNet(t))
+}
