@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/sbxrun
+# sbxrun-compose-load reads compose files for sbxrun (a program of its own:
+# compose-go's loader would cost every sbxrun command ~10 ms to initialise).
+LOADER := bin/sbxrun-compose-load
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # The private containerd of `make demo` lives outside the checkout: the demo
@@ -21,8 +24,9 @@ help: ## show this help
 deps: ## install containerd, runc and the other Debian packages the tests use (root)
 	hack/deps.sh
 
-build: ## build bin/sbxrun
+build: ## build bin/sbxrun and its compose loader, bin/sbxrun-compose-load
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sbxrun
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LOADER) ./cmd/sbxrun-compose-load
 
 # Unit tests are every package but integration/ (which needs root and a
 # containerd it starts itself), listed by go list so a new package is never
@@ -110,6 +114,7 @@ SYSCONFDIR ?= /etc
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 GEN := bin/gen
 INSTALLED := $(PREFIX)/bin/sbxrun \
+	$(PREFIX)/libexec/sbxrun/sbxrun-compose-load \
 	$(PREFIX)/share/bash-completion/completions/sbxrun \
 	$(ZSHCOMPDIR)/_sbxrun \
 	$(PREFIX)/share/fish/vendor_completions.d/sbxrun.fish \
@@ -123,6 +128,7 @@ generate: build ## man pages, completions and the rootless user unit into bin/ge
 
 install: generate ## install sbxrun, man pages, completions, the rootless user unit and an example profile file (PREFIX=/usr/local, DESTDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sbxrun
+	install -D -m 0755 $(LOADER) $(DESTDIR)$(PREFIX)/libexec/sbxrun/sbxrun-compose-load
 	install -D -m 0644 $(GEN)/completions/sbxrun $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sbxrun
 	install -D -m 0644 $(GEN)/completions/_sbxrun $(DESTDIR)$(ZSHCOMPDIR)/_sbxrun
 	install -D -m 0644 $(GEN)/completions/sbxrun.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sbxrun.fish
@@ -134,7 +140,7 @@ install: generate ## install sbxrun, man pages, completions, the rootless user u
 uninstall: ## remove what make install installed (same PREFIX and DESTDIR); /etc/sbxrun/sbxrun.yaml stays
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/sbxrun.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/sbxrun-*.1.gz
-	-rmdir $(DESTDIR)$(SYSCONFDIR)/sbxrun 2>/dev/null
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/sbxrun $(DESTDIR)$(PREFIX)/libexec/sbxrun 2>/dev/null
 
 DIST ?= dist
 deb: ## build dist/sbxrun_VERSION_amd64.deb (DIST=dir) with nfpm from packaging/nfpm.yaml and what make install installs

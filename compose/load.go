@@ -1,22 +1,15 @@
 package compose
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // Options say which compose files to read and how, as the global flags of
@@ -51,120 +44,29 @@ type Project struct {
 	Trusted bool
 }
 
-// badInput marks err as bad input: exit 125, nothing created.
-func badInput(err error) error {
+// BadInput marks err as bad input: exit 125, nothing created.
+func BadInput(err error) error {
 	return errors.Join(err, errdefs.ErrInvalidArgument)
 }
 
-// badInputf formats a bad-input error.
-func badInputf(format string, a ...any) error {
+// BadInputf formats a bad-input error.
+func BadInputf(format string, a ...any) error {
 	return inputError{fmt.Errorf(format, a...)}
 }
 
 // inputError is a bad-input error whose text is its own (errors.Join would
 // add the kind's text on a second line).
+
+// InputError marks err as bad input, keeping its text as it is.
+func InputError(err error) error { return inputError{err} }
+
 type inputError struct{ err error }
 
 func (e inputError) Error() string   { return e.err.Error() }
 func (e inputError) Unwrap() []error { return []error{e.err, errdefs.ErrInvalidArgument} }
 
-// Load finds, reads, interpolates and validates the compose files with
-// compose-go, then judges their trust on the bytes that were read.
-func Load(ctx context.Context, o Options) (*Project, error) {
-	var included []string
-	opts, err := cli.NewProjectOptions(o.Files,
-		cli.WithWorkingDirectory(o.WorkingDir),
-		cli.WithOsEnv,
-		cli.WithEnvFiles(o.EnvFiles...),
-		cli.WithDotEnv,
-		cli.WithConfigFileEnv,
-		cli.WithDefaultConfigPath,
-		cli.WithName(o.Project),
-		cli.WithDefaultProfiles(o.Profiles...),
-	)
-	if err != nil {
-		return nil, inputError{oneLine(err)}
-	}
-	if len(opts.ConfigPaths) == 0 {
-		return nil, badInputf("no compose file: none of compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml in this directory or a parent; give one with -f FILE")
-	}
-	opts.Listeners = append(opts.Listeners, func(event string, meta map[string]any) {
-		if event != "include" {
-			return
-		}
-		wd, _ := meta["workingdir"].(string)
-		if paths, ok := meta["path"].(types.StringList); ok {
-			for _, p := range paths {
-				if !filepath.IsAbs(p) {
-					p = filepath.Join(wd, p)
-				}
-				included = append(included, p)
-			}
-		}
-	})
-	files := make([]string, 0, len(opts.ConfigPaths))
-	for _, f := range opts.ConfigPaths {
-		if f == "-" {
-			return nil, badInputf("-f -: sbxrun reads compose files from disk only (their trust is recorded per file): save it to a file")
-		}
-		abs, err := filepath.Abs(f)
-		if err != nil {
-			return nil, badInput(err)
-		}
-		files = append(files, abs)
-	}
-	// The trust is judged on the bytes compose-go parses: read before and
-	// after; a file that changed in between is read again by no one.
-	before, err := digests(files)
-	if err != nil {
-		return nil, err
-	}
-	p, err := opts.LoadProject(ctx)
-	if err != nil {
-		return nil, schemaError(err)
-	}
-	files = append(files, included...)
-	after, err := digests(files)
-	if err != nil {
-		return nil, err
-	}
-	for i, f := range files[:len(before)] {
-		if !bytes.Equal(before[i], after[i]) {
-			return nil, badInputf("%s changed while sbxrun read it: run the command again", f)
-		}
-	}
-	trusted := true
-	for i, f := range files {
-		ok, err := profiles.FileTrusted(o.TrustFile, f, after[i])
-		if err != nil {
-			return nil, badInput(err)
-		}
-		trusted = trusted && ok
-	}
-	// Environment from env_file is part of each service, as Compose has it.
-	if p2, err := p.WithServicesEnvironmentResolved(true); err == nil {
-		p = p2
-	} else {
-		return nil, inputError{oneLine(err)}
-	}
-	return &Project{Project: p, Files: files, Trusted: trusted}, nil
-}
-
-// digests reads each file's content (what profiles.FileTrusted hashes).
-func digests(files []string) ([][]byte, error) {
-	out := make([][]byte, len(files))
-	for i, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, badInputf("reading compose file %q: %v", f, errors.Unwrap(err))
-		}
-		out[i] = b
-	}
-	return out, nil
-}
-
-// oneLine is err's text on one line, with compose-go's fix hints kept.
-func oneLine(err error) error {
+// OneLine is err's text on one line, with compose-go's fix hints kept.
+func OneLine(err error) error {
 	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
 }
 
@@ -178,7 +80,7 @@ func (p *Project) Locate(service, key string) string {
 		path = append(path, strings.Split(key, ".")...)
 	}
 	for i := len(p.Files) - 1; i >= 0; i-- {
-		if line := lineOf(p.Files[i], path); line > 0 {
+		if line := LineOf(p.Files[i], path); line > 0 {
 			return fmt.Sprintf("%s:%d", p.Files[i], line)
 		}
 	}
@@ -192,8 +94,8 @@ func (p *Project) Locate(service, key string) string {
 	return "compose file"
 }
 
-// lineOf is the line of the key at path in the YAML file, 0 when absent.
-func lineOf(file string, path []string) int {
+// LineOf is the line of the key at path in the YAML file, 0 when absent.
+func LineOf(file string, path []string) int {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0
@@ -231,24 +133,4 @@ func lineOf(file string, path []string) int {
 		}
 	}
 	return line
-}
-
-// unknownKeyRE matches compose-go's schema error for a key the Compose
-// specification does not have.
-var unknownKeyRE = regexp.MustCompile(`^validating (.+): services\.([^.\s]+)\.(\S+) (false schema|additional propert)`)
-
-// schemaError is a load error on one line; a key the specification does
-// not know names the file, line, service and key.
-func schemaError(err error) error {
-	e := oneLine(err)
-	m := unknownKeyRE.FindStringSubmatch(e.Error())
-	if m == nil {
-		return inputError{e}
-	}
-	file, service, key := m[1], m[2], m[3]
-	at := file
-	if line := lineOf(file, append([]string{"services", service}, strings.Split(key, ".")...)); line > 0 {
-		at = fmt.Sprintf("%s:%d", file, line)
-	}
-	return badInputf("%s: service %q: unknown key %q: the Compose specification has no such key: fix its spelling, or name it x-%s to keep it as an extension", at, service, key, key)
 }

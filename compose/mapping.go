@@ -178,12 +178,12 @@ func (p *Project) Plan(o PlanOptions) (*Plan, error) {
 	if len(o.Services) > 0 {
 		for _, n := range o.Services {
 			if _, err := proj.GetService(n); err != nil {
-				return nil, badInputf("no service %q in %s: the services are %s", n, p.Files[0], strings.Join(proj.ServiceNames(), ", "))
+				return nil, BadInputf("no service %q in %s: the services are %s", n, p.Files[0], strings.Join(proj.ServiceNames(), ", "))
 			}
 		}
 		var err error
 		if proj, err = proj.WithSelectedServices(o.Services); err != nil {
-			return nil, inputError{oneLine(err)}
+			return nil, inputError{OneLine(err)}
 		}
 	}
 	plan := &Plan{Project: proj.Name, Dir: proj.WorkingDir, Files: p.Files}
@@ -236,7 +236,7 @@ func order(p *types.Project) ([]string, error) {
 	visit = func(name string, path []string) error {
 		switch state[name] {
 		case 1:
-			return badInputf("depends_on cycle: %s: remove one of these dependencies", strings.Join(append(path, name), " -> "))
+			return BadInputf("depends_on cycle: %s: remove one of these dependencies", strings.Join(append(path, name), " -> "))
 		case 2:
 			return nil
 		}
@@ -286,7 +286,7 @@ func (p *Project) mapService(proj *types.Project, s types.ServiceConfig, o PlanO
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("service %q: %s %s", s.Name, key, why))
 	}
 	bad := func(key string, err error) error {
-		return badInputf("%s: service %q: %s: %v", p.Locate(s.Name, key), s.Name, key, err)
+		return BadInputf("%s: service %q: %s: %v", p.Locate(s.Name, key), s.Name, key, err)
 	}
 	f := &profiles.Profile{Labels: map[string]string{}}
 	out := &Service{Name: s.Name, Container: ContainerName(proj.Name, s), Image: s.Image, Flags: f, Restart: s.Restart,

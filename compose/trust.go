@@ -33,20 +33,20 @@ func (p *Project) Check(h profiles.HostEnv) error {
 		s := p.Services[name]
 		if s.Image == "" {
 			if s.Build != nil {
-				return badInputf("%s: service %q has build and no image: sbxrun runs prebuilt images only: build and push it, then add image: NAME to the service", p.Locate(name, "build"), name)
+				return BadInputf("%s: service %q has build and no image: sbxrun runs prebuilt images only: build and push it, then add image: NAME to the service", p.Locate(name, "build"), name)
 			}
-			return badInputf("%s: service %q has no image: add image: NAME", p.Locate(name, ""), name)
+			return BadInputf("%s: service %q has no image: add image: NAME", p.Locate(name, ""), name)
 		}
 		for i, v := range s.Volumes {
 			if v.Type != types.VolumeTypeBind {
 				continue
 			}
 			if isDaemonSocket(v.Source) {
-				return badInputf("%s: service %q: volumes: bind mount of %q gives the sandbox control of the host: remove it (sbxrun runs no Docker daemon; a trusted `sbxrun run --allow-unsafe-mounts` is the only way to mount it)", p.Locate(name, fmt.Sprintf("volumes.%d", i)), name, v.Source)
+				return BadInputf("%s: service %q: volumes: bind mount of %q gives the sandbox control of the host: remove it (sbxrun runs no Docker daemon; a trusted `sbxrun run --allow-unsafe-mounts` is the only way to mount it)", p.Locate(name, fmt.Sprintf("volumes.%d", i)), name, v.Source)
 			}
 		}
 		if s.UseAPISocket {
-			return badInputf("%s: service %q: use_api_socket gives the sandbox control of the host: remove it", p.Locate(name, "use_api_socket"), name)
+			return BadInputf("%s: service %q: use_api_socket gives the sandbox control of the host: remove it", p.Locate(name, "use_api_socket"), name)
 		}
 		if !p.Trusted {
 			if err := p.checkUntrusted(name, s, h); err != nil {
@@ -118,7 +118,7 @@ func (p *Project) checkUntrusted(name string, s types.ServiceConfig, h profiles.
 			// ~/.gitconfig, ~/.ssh: the user's own files, fine once the
 			// user says so (the built-in caches are allowed as they are).
 			if err := profiles.ConfineBind(at, dir, profiles.MountSpec{Source: v.Source, Target: v.Target}, h); err != nil {
-				return badInputf("%s: bind mount of %q is outside the project directory %q, as your own files (~/.gitconfig, ~/.ssh) are: review the file, then run `sbxrun trust %s` to allow them", at, v.Source, dir, dir)
+				return BadInputf("%s: bind mount of %q is outside the project directory %q, as your own files (~/.gitconfig, ~/.ssh) are: review the file, then run `sbxrun trust %s` to allow them", at, v.Source, dir, dir)
 			}
 			continue
 		}

@@ -133,13 +133,20 @@ func setup() (*exec.Cmd, error) {
 	}
 	harness.sbxrun = filepath.Join(root, "bin", "sbxrun")
 	mkimage := filepath.Join(root, "bin", "mkimage")
-	builds := map[string]string{harness.sbxrun: "./cmd/sbxrun", mkimage: "./hack/mkimage"}
-	// SBXRUN_TEST_BINARY tests an sbxrun built elsewhere.
+	// sbxrun finds its compose loader beside itself.
+	loader := filepath.Join(root, "bin", "sbxrun-compose-load")
+	builds := map[string]string{harness.sbxrun: "./cmd/sbxrun", mkimage: "./hack/mkimage", loader: "./cmd/sbxrun-compose-load"}
+	// SBXRUN_TEST_BINARY tests an sbxrun built elsewhere (with the loader
+	// beside it when there is one, else this tree's).
 	if bin := os.Getenv("SBXRUN_TEST_BINARY"); bin != "" {
 		if harness.sbxrun, err = filepath.Abs(bin); err != nil {
 			return nil, err
 		}
 		builds = map[string]string{mkimage: "./hack/mkimage"}
+		if !fileExists(filepath.Join(filepath.Dir(harness.sbxrun), "sbxrun-compose-load")) {
+			builds[loader] = "./cmd/sbxrun-compose-load"
+			os.Setenv("SBXRUN_COMPOSE_LOADER", loader)
+		}
 	}
 	for out, pkg := range builds {
 		cmd := exec.Command(goTool(), "build", "-o", out, pkg)

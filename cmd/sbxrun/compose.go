@@ -12,7 +12,6 @@ import (
 
 	"github.com/sbxrun/sbxrun/compose"
 	"github.com/sbxrun/sbxrun/runtime"
-	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // composeCommand is `sbxrun compose`: a compose file's services as
@@ -57,14 +56,11 @@ func composeCommand() *cli.Command {
 					var b []byte
 					switch c.String("format") {
 					case "yaml":
-						b, err = p.Project.MarshalYAML()
+						b = p.ConfigYAML
 					case "json":
-						b, err = p.Project.MarshalJSON()
+						b = p.ConfigJSON
 					default:
 						return failf("unknown --format %q: use yaml or json", c.String("format"))
-					}
-					if err != nil {
-						return failf("printing the model: %v", err)
 					}
 					_, err = os.Stdout.Write(b)
 					return err
@@ -233,8 +229,8 @@ func serviceAndCommand(c *cli.Context, verb string) (string, []string, error) {
 }
 
 // loadPlan loads the project of the compose flags (on the parent
-// command), checks it, and maps it (limited to services when given).
-func loadPlan(c *cli.Context, services []string) (*compose.Project, *runtime.ProjectOptions, error) {
+// compose command) and plans services (all when none).
+func loadPlan(c *cli.Context, services []string) (*compose.Loaded, *runtime.ProjectOptions, error) {
 	pc := c // the compose command's flags
 	for _, l := range c.Lineage() {
 		if l.Command != nil && l.Command.Name == "compose" {
@@ -244,24 +240,19 @@ func loadPlan(c *cli.Context, services []string) (*compose.Project, *runtime.Pro
 	return loadProjectPlan(c, compose.Options{
 		Files: pc.StringSlice("file"), Project: pc.String("project-name"), Profiles: pc.StringSlice("profile"),
 		EnvFiles: pc.StringSlice("env-file"), WorkingDir: pc.String("project-directory"),
-	}, services)
+	}, services, c.Command.Name == "config")
 }
 
-// loadProjectPlan loads, checks and plans a compose project: `sbxrun
-// compose` and `kube generate --compose`.
-func loadProjectPlan(c *cli.Context, co compose.Options, services []string) (*compose.Project, *runtime.ProjectOptions, error) {
+// loadProjectPlan loads, checks and plans a compose project through the
+// loader program (compose.LoadPlan): `sbxrun compose` and `kube generate
+// --compose`. config asks for the model as well.
+func loadProjectPlan(c *cli.Context, co compose.Options, services []string, config bool) (*compose.Loaded, *runtime.ProjectOptions, error) {
 	g := global(c)
-	p, err := compose.Load(c.Context, co)
-	if err != nil {
-		return nil, nil, &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
-	}
 	home, _ := os.UserHomeDir()
-	if err := p.Check(profiles.HostEnv{Home: home, Cwd: p.WorkingDir}); err != nil {
-		return nil, nil, &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
-	}
-	plan, err := p.Plan(compose.PlanOptions{VolumesDir: runtime.ProjectVolumesDir(&g), Services: services})
+	l, err := compose.LoadPlan(c.Context, compose.Request{Options: co, Home: home, Config: config,
+		Plan: compose.PlanOptions{VolumesDir: runtime.ProjectVolumesDir(&g), Services: services}})
 	if err != nil {
 		return nil, nil, &runtime.ExitError{Code: runtime.ExitFailed, Err: err}
 	}
-	return p, &runtime.ProjectOptions{Global: g, Plan: plan, CDISpecDirs: c.StringSlice("cdi-spec-dir")}, nil
+	return l, &runtime.ProjectOptions{Global: g, Plan: l.Plan, CDISpecDirs: c.StringSlice("cdi-spec-dir")}, nil
 }

@@ -233,7 +233,7 @@ func kubeGenerateCompose(c *cli.Context, w *generateWords, ko kube.Options) erro
 	if ko.Kind == "" {
 		ko.Kind = kube.KindDeployment
 	}
-	_, po, err := loadProjectPlan(c, compose.Options{Files: w.list("file"), Project: w.value("project-name")}, services)
+	_, po, err := loadProjectPlan(c, compose.Options{Files: w.list("file"), Project: w.value("project-name")}, services, false)
 	if err != nil {
 		return err
 	}

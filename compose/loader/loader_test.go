@@ -1,21 +1,25 @@
-package compose
+package loader
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
 
+	"github.com/sbxrun/sbxrun/compose"
 	"github.com/sbxrun/sbxrun/runtime/profiles"
 )
 
 // project writes compose.yaml (and the extra files) into a fresh
 // directory and loads it with an empty trust store of its own.
-func project(t *testing.T, yaml string, extra map[string]string) (*Project, error) {
+func project(t *testing.T, yaml string, extra map[string]string) (*compose.Project, error) {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{"compose.yaml": yaml}
@@ -27,11 +31,11 @@ func project(t *testing.T, yaml string, extra map[string]string) (*Project, erro
 			t.Fatal(err)
 		}
 	}
-	return Load(context.Background(), Options{WorkingDir: dir, Files: []string{filepath.Join(dir, "compose.yaml")}, Project: "p",
+	return Load(context.Background(), compose.Options{WorkingDir: dir, Files: []string{filepath.Join(dir, "compose.yaml")}, Project: "p",
 		TrustFile: filepath.Join(t.TempDir(), "trust.json")})
 }
 
-func mustPlan(t *testing.T, yaml string, extra map[string]string) *Plan {
+func mustPlan(t *testing.T, yaml string, extra map[string]string) *compose.Plan {
 	t.Helper()
 	p, err := project(t, yaml, extra)
 	if err != nil {
@@ -40,7 +44,7 @@ func mustPlan(t *testing.T, yaml string, extra map[string]string) *Plan {
 	if err := p.Check(profiles.HostEnv{Home: "/nonexistent-home", Cwd: p.WorkingDir}); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	plan, err := p.Plan(PlanOptions{VolumesDir: "/vols"})
+	plan, err := p.Plan(compose.PlanOptions{VolumesDir: "/vols"})
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
 	}
@@ -89,7 +93,7 @@ volumes:
 	if dev.Flags.PidsLimit == nil || *dev.Flags.PidsLimit != 77 {
 		t.Errorf("pids %v", dev.Flags.PidsLimit)
 	}
-	if dev.Flags.Labels[LabelProject] != "p" || dev.Flags.Labels[LabelService] != "dev" {
+	if dev.Flags.Labels[compose.LabelProject] != "p" || dev.Flags.Labels[compose.LabelService] != "dev" {
 		t.Errorf("labels %v", dev.Flags.Labels)
 	}
 	if len(plan.Volumes) != 1 || plan.Volumes[0].Name != "p_cache" || plan.Volumes[0].Dir != "/vols/p_cache" {
@@ -124,7 +128,7 @@ func TestGPURequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Plan(PlanOptions{VolumesDir: "/vols"}); err == nil || !strings.Contains(err.Error(), `driver "amd"`) {
+	if _, err := p.Plan(compose.PlanOptions{VolumesDir: "/vols"}); err == nil || !strings.Contains(err.Error(), `driver "amd"`) {
 		t.Errorf("an amd reservation: %v", err)
 	}
 }
@@ -180,8 +184,8 @@ func TestTrustedFileAllowsPrivileged(t *testing.T) {
 	if err := os.WriteFile(file, []byte("services:\n  s:\n    image: busybox\n    privileged: true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	load := func() *Project {
-		p, err := Load(context.Background(), Options{WorkingDir: dir, Project: "p", TrustFile: store})
+	load := func() *compose.Project {
+		p, err := Load(context.Background(), compose.Options{WorkingDir: dir, Project: "p", TrustFile: store})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +222,7 @@ func TestUnsupportedKeysWarn(t *testing.T) {
 func TestDependsOnCycle(t *testing.T) {
 	p, err := project(t, "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", nil)
 	if err == nil {
-		_, err = p.Plan(PlanOptions{VolumesDir: "/vols"})
+		_, err = p.Plan(compose.PlanOptions{VolumesDir: "/vols"})
 	}
 	if err == nil || !strings.Contains(err.Error(), "cycle") {
 		t.Errorf("a cycle: %v", err)
@@ -273,10 +277,79 @@ func TestHostsDNSRefusals(t *testing.T) {
 	} {
 		p, err := project(t, "services:\n  a:\n    image: busybox\n\n    "+tt.yaml+"\n", nil)
 		if err == nil {
-			_, err = p.Plan(PlanOptions{VolumesDir: "/vols"})
+			_, err = p.Plan(compose.PlanOptions{VolumesDir: "/vols"})
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%s: err = %v, want an invalid-argument error with %q", tt.yaml, err, tt.want)
 		}
+	}
+}
+
+// TestResponseRoundTrip: what the loader program writes decodes into the
+// same plan (every field sbxrun maps, GPUs, health, limits, dependencies),
+// the model as compose config prints it, and errors keep their text and
+// their kind (bad input: 125).
+func TestResponseRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	yaml := `
+services:
+  db:
+    image: busybox
+    healthcheck: {test: ["CMD", "true"], interval: 2s, timeout: 1s, retries: 3, start_period: 5s}
+    expose: ["5432"]
+  dev:
+    image: busybox
+    command: ["sh", "-c", "echo hi"]
+    environment: {A: "1"}
+    volumes: [".:/workspace", "cache:/cache"]
+    ports: ["127.0.0.1:8080:80"]
+    depends_on: {db: {condition: service_healthy}}
+    mem_limit: 1g
+    cpus: 1.5
+    oom_score_adj: 100
+    restart: on-failure:2
+    extra_hosts: ["a.internal:10.0.0.1"]
+    deploy:
+      resources:
+        reservations:
+          devices: [{driver: nvidia, count: all, capabilities: [gpu]}]
+volumes:
+  cache: {}
+`
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	req := compose.Request{Options: compose.Options{WorkingDir: dir, Project: "p", TrustFile: filepath.Join(t.TempDir(), "trust.json")},
+		Home: "/nonexistent-home", Plan: compose.PlanOptions{VolumesDir: "/vols"}, Config: true}
+	l, err := LoadPlan(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(compose.ResponseFor(l, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back compose.Response
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Loaded == nil || !reflect.DeepEqual(back.Loaded.Plan, l.Plan) {
+		t.Errorf("the plan changed through JSON:\nwant %+v\ngot  %+v", l.Plan, back.Loaded)
+	}
+	if len(l.ConfigYAML) == 0 || !bytes.Equal(back.Loaded.ConfigYAML, l.ConfigYAML) || !bytes.Equal(back.Loaded.ConfigJSON, l.ConfigJSON) {
+		t.Errorf("the model changed through JSON")
+	}
+	dev := l.Plan.Service("dev")
+	if dev == nil || dev.Health != nil || dev.Flags.GPUs == nil || dev.OOMScoreAdj == nil || dev.Restart != "on-failure:2" || len(dev.DependsOn) != 1 {
+		t.Errorf("dev planned as %+v: the fixture does not exercise what it should", dev)
+	}
+	if db := l.Plan.Service("db"); db == nil || db.Health == nil || db.Health.Interval == 0 || len(db.Expose) != 1 {
+		t.Errorf("db planned as %+v: the fixture does not exercise what it should", db)
+	}
+
+	_, err = LoadPlan(context.Background(), compose.Request{Options: compose.Options{WorkingDir: t.TempDir()}})
+	resp := compose.ResponseFor(nil, err)
+	if err == nil || !resp.Input || strings.Contains(resp.Error, "\n") || !strings.Contains(resp.Error, "no compose file") {
+		t.Errorf("a directory without a compose file: %+v, want one line of bad input", resp)
 	}
 }
