@@ -680,7 +680,7 @@ services:
 // not after a success), ends once nothing runs and nothing restarts, and
 // down leaves nothing.
 func TestComposeRestartPolicy(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the leak check compares the host's network state.
 	ns := useNamespace(t, false)
 	p := newComposeProject(t, "crestart", fmt.Sprintf(`
 services:
