@@ -81,17 +81,33 @@ func startedAcrossRestart(ctx context.Context, c *client.Client, task client.Tas
 	limit := reconnectTimeout()
 	deadline := time.Now().Add(limit)
 	delay := 100 * time.Millisecond
+	var answered time.Time // when containerd first answered about the task
 	for ctx.Err() == nil {
 		if _, err := os.Stat(address); err == nil && c.Reconnect() == nil {
 			hctx, cancel := context.WithTimeout(ctx, time.Second)
 			serving, _ := c.IsServing(hctx)
 			cancel()
 			if serving {
-				st, err := task.Status(ctx)
-				return err == nil && st.Status != client.Created && st.Status != client.Unknown, nil
+				// A containerd that has just come back may not answer
+				// for the task at once (under load its shims are still
+				// being loaded), or still report it Created for a
+				// moment: ask again for a while before judging.
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				st, err := task.Status(sctx)
+				cancel()
+				if err == nil && st.Status != client.Created && st.Status != client.Unknown {
+					return true, nil
+				}
+				if answered.IsZero() {
+					answered = time.Now()
+				}
+				delay = 200 * time.Millisecond
+				if time.Since(answered) > 2*time.Second || time.Now().After(deadline) {
+					return false, nil
+				}
 			}
 		}
-		if time.Now().After(deadline) {
+		if answered.IsZero() && time.Now().After(deadline) {
 			return false, lostDaemon(address, id, limit)
 		}
 		time.Sleep(delay)
