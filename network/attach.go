@@ -289,11 +289,6 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 			_ = p.detach(context.WithoutCancel(ctx), r)
 		}
 	}()
-	if br := bridgeOf(n.conflist); br != "" {
-		if err := ensureGuards(br, n.Subnet, n.Internal); err != nil {
-			return nil, err
-		}
-	}
 	if err := newNetNS(r.NetNSPath); err != nil {
 		return nil, err
 	}
@@ -309,7 +304,15 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 	go func() {
 		defer close(pd.done)
 		defer unlock()
-		pd.a, pd.err = p.add(ctx, r, n, others)
+		// The guard rules (an iptables-save, and a restore when one is
+		// missing) are in place before ADD gives the namespace its
+		// link: in the background too, off the run's critical path.
+		if br := bridgeOf(n.conflist); br != "" {
+			pd.err = ensureGuards(br, n.Subnet, n.Internal)
+		}
+		if pd.err == nil {
+			pd.a, pd.err = p.add(ctx, r, n, others)
+		}
 		if pd.err != nil {
 			_ = p.detach(context.WithoutCancel(ctx), r)
 		}
