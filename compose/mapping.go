@@ -470,7 +470,12 @@ func (p *Project) mapService(proj *types.Project, s types.ServiceConfig, o PlanO
 		for _, pc := range s.Ports {
 			out.Publish = append(out.Publish, publishFlag(pc))
 		}
-		out.Expose = append(out.Expose, s.Expose...)
+		for _, e := range s.Expose {
+			if !exposeRE.MatchString(e) {
+				return nil, bad("expose", fmt.Errorf("%q is not a port: write PORT, PORT-END, PORT/udp", e))
+			}
+			out.Expose = append(out.Expose, e)
+		}
 	}
 	// Names and resolvers: --add-host, --dns, --dns-search, --dns-option.
 	if len(s.ExtraHosts) > 0 {
@@ -628,6 +633,9 @@ func configHash(s *Service) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// exposeRE is an expose: entry: PORT[-END][/tcp|/udp].
+var exposeRE = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp))?$`)
 
 // publishFlag is a port in -p syntax: [IP:][HOSTPORT:]PORT[/PROTO].
 func publishFlag(pc types.ServicePortConfig) string {

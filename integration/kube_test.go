@@ -197,11 +197,23 @@ volumes:
 			{"run option", []string{"--memory", "1g"}, "--memory"},
 			{"unknown service", []string{"cache"}, `no service "cache"`},
 			{"command", []string{"web", "--", "sh"}, "command:"},
+			{"-p, --publish here", []string{"-p", "x"}, "--project-name"},
+			{"unknown kind", []string{"--kind", "cronjob"}, "pod, job or deployment"},
 		} {
 			stdout, stderr, code := runWith(t, opts{dir: dir}, append([]string{"kube", "generate", "--compose", "--project-name", "kc"}, tc.args...)...)
 			if code != 125 || stdout != "" || len(strings.Split(strings.TrimSpace(stderr), "\n")) != 1 || !strings.Contains(stderr, tc.want) {
 				t.Errorf("%s: exit %d, stdout %q, stderr %q; want 125, nothing written and one line naming %q", tc.name, code, stdout, stderr, tc.want)
 			}
+		}
+
+		// Two services with one Kubernetes name would overwrite each other.
+		clash := t.TempDir()
+		if err := os.WriteFile(filepath.Join(clash, "compose.yaml"), []byte(fmt.Sprintf("services:\n  web_app: {image: %[1]s, user: \"1000\"}\n  web-app: {image: %[1]s, user: \"1000\"}\n", baseRef)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code = runWith(t, opts{dir: clash}, "kube", "generate", "--compose")
+		if code != 125 || stdout != "" || !strings.Contains(stderr, `both become "web-app"`) {
+			t.Errorf("services web_app and web-app: exit %d, stdout %q, stderr %q; want 125 naming the clash", code, stdout, stderr)
 		}
 	})
 

@@ -127,14 +127,17 @@ type Manifest struct {
 	Workload k8sruntime.Object
 }
 
-// DropSeen removes the objects whose Kind/Name seen holds and adds the
-// others' to it: what manifests written together share (a compose
-// project's volume claims) is written once.
-func (m *Manifest) DropSeen(seen map[string]bool) {
+// DropSeen removes the shared objects (Kind/Name in shared: a compose
+// project's volume claims) that seen holds and adds the others to it, so
+// that manifests written together write each shared object once.
+func (m *Manifest) DropSeen(seen, shared map[string]bool) {
 	m.Objects = slices.DeleteFunc(m.Objects, func(o k8sruntime.Object) bool {
 		key := o.GetObjectKind().GroupVersionKind().Kind + "/"
 		if a, err := meta.Accessor(o); err == nil {
 			key += a.GetName()
+		}
+		if !shared[key] {
+			return false
 		}
 		dup := seen[key]
 		seen[key] = true

@@ -313,11 +313,11 @@ func TestGenerateComposeParts(t *testing.T) {
 		t.Errorf("Service %+v, want the 4 ports", svc)
 	}
 
-	seen := map[string]bool{}
-	m.DropSeen(seen)
-	other := gen("web")
+	seen, shared := map[string]bool{}, map[string]bool{"PersistentVolumeClaim/proj-data": true}
+	m.DropSeen(seen, shared)
+	other := gen("db") // the same names: only the shared claim goes
 	n := len(other.Objects)
-	other.DropSeen(seen)
+	other.DropSeen(seen, shared)
 	if len(other.Objects) != n-1 {
 		t.Errorf("DropSeen kept %d of %d objects, want the shared claim dropped", len(other.Objects), n)
 	}

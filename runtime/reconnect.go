@@ -107,7 +107,10 @@ func startedAcrossRestart(ctx context.Context, c *client.Client, task client.Tas
 				}
 			}
 		}
-		if answered.IsZero() && time.Now().After(deadline) {
+		if time.Now().After(deadline) {
+			if !answered.IsZero() {
+				return false, nil // it came back and never said the task runs
+			}
 			return false, lostDaemon(address, id, limit)
 		}
 		time.Sleep(delay)

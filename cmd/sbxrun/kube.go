@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -30,7 +31,9 @@ var kubeGenerateFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "pin", Usage: "write the image by its digest in containerd"},
 	&cli.BoolFlag{Name: "compose", Usage: "generate the services of a compose project (arguments: SERVICE..., default all) instead of one sandbox"},
 	&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "with --compose: compose file, repeatable (default compose.yaml and its override, or COMPOSE_FILE)"},
-	&cli.StringFlag{Name: "project-name", Usage: "with --compose: project name (default the directory's name)"},
+	&cli.StringFlag{Name: "project-name", Usage: "with --compose: project name (default the directory's name; -p is --publish here)"},
+	&cli.StringSliceFlag{Name: "profile", Usage: "with --compose: enable a compose profile, repeatable"},
+	&cli.StringFlag{Name: "project-directory", Usage: "with --compose: the project directory (default the first compose file's)"},
 }
 
 // kubeHidden are run flags that mean nothing in a manifest.
@@ -117,7 +120,7 @@ func kubeGenerate(c *cli.Context) error {
 	} else if fromCompose {
 		return kubeGenerateCompose(c, w, ko)
 	}
-	for _, f := range []string{"file", "project-name"} {
+	for _, f := range []string{"file", "project-name", "profile", "project-directory"} {
 		if len(w.list(f)) > 0 {
 			return failf("--%s is for --compose: `sbxrun kube generate --compose -f FILE [SERVICE...]`", f)
 		}
@@ -192,6 +195,12 @@ func writeManifests(c *cli.Context, out string, names []string, ms []*kube.Manif
 		return err
 	}
 	files, groups := []string{out}, [][]*kube.Manifest{ms}
+	if strings.HasSuffix(out, "/") {
+		// DIR/ is a directory, made when missing.
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return failf("creating the output directory: %v: choose another -o", err)
+		}
+	}
 	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
 		files, groups = nil, nil
 		for i, m := range ms {
@@ -204,8 +213,13 @@ func writeManifests(c *cli.Context, out string, names []string, ms []*kube.Manif
 		if err != nil {
 			return err
 		}
+		// WriteFile keeps an existing file's mode: a Secret written over
+		// a 0644 file must not stay readable by all.
 		if err := os.WriteFile(f, b, mode); err != nil {
 			return failf("writing the manifest: %v: choose another -o", err)
+		}
+		if err := os.Chmod(f, mode); err != nil {
+			return failf("setting the mode of %s: %v", f, err)
 		}
 		fmt.Fprintf(c.App.ErrWriter, "sbxrun: wrote %s\n", f)
 	}
@@ -221,6 +235,12 @@ func writeManifests(c *cli.Context, out string, names []string, ms []*kube.Manif
 // kind is a Deployment: services run until stopped.
 func kubeGenerateCompose(c *cli.Context, w *generateWords, ko kube.Options) error {
 	if len(w.flags) > 0 {
+		switch w.flags[0].name {
+		case "publish":
+			return failf("-p is --publish, a run option, which does not apply with --compose: the project name is --project-name, ports are the compose file's")
+		case "env-file":
+			return failf("--env-file is a run option here, which does not apply with --compose: interpolation reads .env of the project directory and the environment (or use `sbxrun compose --env-file F config` to check)")
+		}
 		return failf("run option --%s does not apply with --compose: set it in the compose file", w.flags[0].name)
 	}
 	if w.value("name") != "" {
@@ -230,28 +250,54 @@ func kubeGenerateCompose(c *cli.Context, w *generateWords, ko kube.Options) erro
 	if i := slices.Index(services, "--"); i >= 0 {
 		return failf("a command does not apply with --compose: set command: in the compose file")
 	}
-	if ko.Kind == "" {
+	switch ko.Kind {
+	case "":
 		ko.Kind = kube.KindDeployment
+	case kube.KindPod, kube.KindJob, kube.KindDeployment:
+	default:
+		return failf("unknown --kind %q: use pod, job or deployment", ko.Kind)
 	}
-	_, po, err := loadProjectPlan(c, compose.Options{Files: w.list("file"), Project: w.value("project-name")}, services, false)
+	_, po, err := loadProjectPlan(c, compose.Options{Files: w.list("file"), Project: w.value("project-name"),
+		Profiles: w.list("profile"), WorkingDir: w.value("project-directory")}, services, false)
 	if err != nil {
 		return err
 	}
-	for _, l := range po.Plan.Warnings {
-		fmt.Fprintln(c.App.ErrWriter, "sbxrun: warning: "+l)
+	// Two services, or two volumes, whose Kubernetes names are the same
+	// would overwrite each other: refused.
+	taken := map[string]string{}
+	claimName := func(what, name, kname string) error {
+		if other, ok := taken[kname]; ok {
+			return failf("%s and %s both become %q in Kubernetes (names there are DNS labels of at most 40 characters here): rename one", other, what+" "+strconv.Quote(name), kname)
+		}
+		taken[kname] = what + " " + strconv.Quote(name)
+		return nil
+	}
+	for _, s := range po.Plan.Services {
+		if err := claimName("service", s.Name, kube.NameFor(s.Name)); err != nil {
+			return err
+		}
 	}
 	ko.Claims = map[string]string{}
+	claims := map[string]bool{}
 	for _, v := range po.Plan.Volumes {
-		ko.Claims[filepath.Clean(v.Dir)] = kube.NameFor(v.Name)
+		kname := kube.NameFor(v.Name)
+		if err := claimName("volume", v.Name, kname); err != nil {
+			return err
+		}
+		ko.Claims[filepath.Clean(v.Dir)] = kname
+		claims["PersistentVolumeClaim/"+kname] = true
 	}
 	var names []string
 	var ms []*kube.Manifest
-	emitted := map[string]bool{} // Kind/Name of the objects written so far
+	emitted := map[string]bool{} // the shared claims written so far
+	var lines []func()           // printed once every service is generated
 	for _, s := range po.Plan.Services {
 		so := ko
 		so.Name = kube.NameFor(s.Name)
 		so.Expose = s.Expose
-		so.Service = ko.Service || len(s.Publish) > 0 || len(s.Expose) > 0
+		// A Service for the services with ports, whatever --service says
+		// (a compose project's other services have none to give).
+		so.Service = len(s.Publish) > 0 || len(s.Expose) > 0
 		ro := po.ServiceRunOptions(s)
 		ro.Name = so.Name
 		r, err := runtime.Resolve(c.Context, ro, ro.LocalImages())
@@ -270,10 +316,17 @@ func kubeGenerateCompose(c *cli.Context, w *generateWords, ko kube.Options) erro
 		if s.Health != nil {
 			m.Warnings = append(m.Warnings, "healthcheck: not written: write it as a readinessProbe")
 		}
-		m.DropSeen(emitted)
-		report(c, s.Name, m)
+		m.DropSeen(emitted, claims)
+		name := s.Name
+		lines = append(lines, func() { report(c, name, m) })
 		names = append(names, so.Name)
 		ms = append(ms, m)
+	}
+	for _, l := range po.Plan.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "sbxrun: warning: "+l)
+	}
+	for _, l := range lines {
+		l()
 	}
 	return writeManifests(c, w.value("output"), names, ms)
 }

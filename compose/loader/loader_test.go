@@ -165,6 +165,17 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("bad expose", func(t *testing.T) {
+		p, err := project(t, "services:\n  s:\n    image: busybox\n    expose: [\"8000\", \"abc\"]\n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Plan(compose.PlanOptions{VolumesDir: "/vols"})
+		if err == nil || !errors.Is(err, errdefs.ErrInvalidArgument) || strings.Contains(err.Error(), "\n") ||
+			!strings.Contains(err.Error(), "compose.yaml:4") || !strings.Contains(err.Error(), `"abc" is not a port`) {
+			t.Errorf("expose abc: %v, want one line of bad input naming compose.yaml:4 and the value", err)
+		}
+	})
 	t.Run("build only", func(t *testing.T) {
 		p, err := project(t, "services:\n  b:\n    build: .\n", nil)
 		if err == nil {
