@@ -215,6 +215,14 @@ volumes:
 		if code != 125 || stdout != "" || !strings.Contains(stderr, `both become "web-app"`) {
 			t.Errorf("services web_app and web-app: exit %d, stdout %q, stderr %q; want 125 naming the clash", code, stdout, stderr)
 		}
+		digit := t.TempDir()
+		if err := os.WriteFile(filepath.Join(digit, "compose.yaml"), []byte(fmt.Sprintf("services:\n  2fa: {image: %s, user: \"1000\", ports: [\"80\"]}\n", baseRef)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code = runWith(t, opts{dir: digit}, "kube", "generate", "--compose")
+		if code != 125 || stdout != "" || !strings.Contains(stderr, "must start with a letter") {
+			t.Errorf("service 2fa with ports: exit %d, stdout %q, stderr %q; want 125 saying Service names start with a letter", code, stdout, stderr)
+		}
 	})
 
 	for _, tc := range []struct {

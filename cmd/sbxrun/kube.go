@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -276,6 +277,10 @@ func kubeGenerateCompose(c *cli.Context, w *generateWords, ko kube.Options) erro
 		if err := claimName("service", s.Name, kube.NameFor(s.Name)); err != nil {
 			return err
 		}
+		// A Service's name must start with a letter (DNS-1035).
+		if len(s.Publish)+len(s.Expose) > 0 && !unicode.IsLetter(rune(kube.NameFor(s.Name)[0])) {
+			return failf("service %q: its Kubernetes Service would be named %q, and Service names must start with a letter: rename the service", s.Name, kube.NameFor(s.Name))
+		}
 	}
 	ko.Claims = map[string]string{}
 	claims := map[string]bool{}
@@ -315,6 +320,9 @@ func kubeGenerateCompose(c *cli.Context, w *generateWords, ko kube.Options) erro
 		}
 		if s.Health != nil {
 			m.Warnings = append(m.Warnings, "healthcheck: not written: write it as a readinessProbe")
+		}
+		if s.Restart == "no" && so.Kind == kube.KindDeployment {
+			m.Warnings = append(m.Warnings, "restart: no: a Deployment restarts its Pod whenever it ends; generate a run-once service with --kind job")
 		}
 		m.DropSeen(emitted, claims)
 		name := s.Name
