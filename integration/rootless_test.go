@@ -362,6 +362,15 @@ func testRootlessNetwork(t *testing.T, e *rootlessEnv) {
 		}
 	})
 
+	t.Run("add-host and dns flags", func(t *testing.T) {
+		out, stderr, code := run("--add-host", "db.internal:10.1.2.3", "--dns", "192.0.2.53", "--dns-search", "example.test",
+			"base", "--", "cat", "/etc/hosts", "/etc/resolv.conf")
+		if code != 0 || !strings.Contains(out, "10.1.2.3") || !strings.Contains(out, "db.internal") ||
+			!strings.Contains(out, "nameserver 192.0.2.53") || !strings.Contains(out, "example.test") {
+			t.Errorf("--add-host, --dns and --dns-search rootless: exit %d, stderr %q; want them in /etc/hosts and /etc/resolv.conf:\n%s", code, stderr, out)
+		}
+	})
+
 	t.Run("dns", func(t *testing.T) {
 		const name = "deb.debian.org"
 		if _, err := net.LookupHost(name); err != nil {

@@ -217,7 +217,7 @@ func (pd *Pending) Wait() (*Attachment, error) {
 // creation of the task: it returns once the network namespace and the
 // sandbox's /etc/hosts and /etc/resolv.conf exist, and runs CNI ADD in the
 // background; the workload must not start before Wait returns.
-func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
+func Begin(ctx context.Context, o AttachOptions) (*Pending, error) {
 	if o.Pasta {
 		return beginPasta(ctx, o)
 	}
@@ -277,27 +277,8 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 		// portmap has nothing to do: one plugin execution less each way.
 		r.Conflist = withoutPlugin(n.conflist, "portmap")
 	}
-	if old, err := p.readRecord(o.Namespace, o.ID); err == nil {
-		// What a killed run of the same sandbox left.
-		_ = p.detach(ctx, old)
-	}
-	if err := p.writeRecord(r); err != nil {
+	if err := p.stage(ctx, r, o.DNS, others); err != nil {
 		return nil, err
-	}
-	defer func() {
-		if retErr != nil {
-			_ = p.detach(context.WithoutCancel(ctx), r)
-		}
-	}()
-	if err := newNetNS(r.NetNSPath); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(r.ResolvPath, withDNS(resolvConf(), o.DNS), 0o644); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", r.ResolvPath, err)
-	}
-	// Without its own address yet: rewritten in place once ADD gave one.
-	if err := os.WriteFile(r.HostsPath, hostsFile(r, others), 0o644); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", r.HostsPath, err)
 	}
 	pd := &Pending{done: make(chan struct{})}
 	locked = false
@@ -318,6 +299,36 @@ func Begin(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
 		}
 	}()
 	return pd, nil
+}
+
+// stage lays out what a sandbox's attachment needs before its task is
+// created, for a CNI network and for pasta alike: what a killed run of the
+// same sandbox left is undone, then r's record, its network namespace, its
+// /etc/resolv.conf (with dns) and a first /etc/hosts (with others' names;
+// rewritten in place once the sandbox has its address). On failure it
+// undoes what it made.
+func (p Paths) stage(ctx context.Context, r *record, dns DNS, others []*record) (err error) {
+	if old, err := p.readRecord(r.Namespace, r.ID); err == nil {
+		_ = p.detach(ctx, old)
+	}
+	if err := p.writeRecord(r); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = p.detach(context.WithoutCancel(ctx), r)
+		}
+	}()
+	if err := newNetNS(r.NetNSPath); err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.ResolvPath, withDNS(resolvConf(), dns), 0o644); err != nil {
+		return fmt.Errorf("writing %q: %w", r.ResolvPath, err)
+	}
+	if err := os.WriteFile(r.HostsPath, hostsFile(r, others), 0o644); err != nil {
+		return fmt.Errorf("writing %q: %w", r.HostsPath, err)
+	}
+	return nil
 }
 
 // add runs CNI ADD for r and completes its record and hosts files.

@@ -242,7 +242,7 @@ func pastaAddress(path string) (ip, gw, mac string) {
 // beginPasta is Begin for a rootless sandbox: record, namespace, its
 // /etc/resolv.conf and /etc/hosts, then pasta, in the background while the
 // task is created.
-func beginPasta(ctx context.Context, o AttachOptions) (_ *Pending, retErr error) {
+func beginPasta(ctx context.Context, o AttachOptions) (*Pending, error) {
 	p := o.Paths
 	unlock, err := p.lock()
 	if err != nil {
@@ -269,29 +269,12 @@ func beginPasta(ctx context.Context, o AttachOptions) (_ *Pending, retErr error)
 			HostsPath:  p.HostsPath(o.Namespace, o.ID),
 			ResolvPath: p.ResolvPath(o.Namespace, o.ID),
 		},
-		Namespace: o.Namespace, ID: o.ID, Name: o.Name, Hostname: o.Hostname,
+		Namespace: o.Namespace, ID: o.ID, Name: o.Name, Hostname: o.Hostname, ExtraHosts: o.ExtraHosts,
 		Created: time.Now().UTC(),
 	}
-	if old, err := p.readRecord(o.Namespace, o.ID); err == nil {
-		// What a killed run of the same sandbox left.
-		_ = p.detach(ctx, old)
-	}
-	if err := p.writeRecord(r); err != nil {
+	// --add-host and --dns* as on a CNI network (they were dropped here).
+	if err := p.stage(ctx, r, o.DNS, nil); err != nil {
 		return nil, err
-	}
-	defer func() {
-		if retErr != nil {
-			_ = p.detach(context.WithoutCancel(ctx), r)
-		}
-	}()
-	if err := newNetNS(r.NetNSPath); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(r.ResolvPath, resolvConf(), 0o644); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", r.ResolvPath, err)
-	}
-	if err := os.WriteFile(r.HostsPath, hostsFile(r, nil), 0o644); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", r.HostsPath, err)
 	}
 	pd := &Pending{done: make(chan struct{})}
 	locked = false
