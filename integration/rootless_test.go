@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type rootlessEnv struct {
 	uid, gid  int
 	home, xdg string
 	data      string // XDG_DATA_HOME: the daemon's root and sbxrun's state
+	config    string // XDG_CONFIG_HOME: the user's networks (sbxrun/cni)
 	dir       string // world-readable: the sbxrun binary and the image
 	project   string // owned by the user: the sandbox's /workspace
 	sbxrun    string
@@ -85,7 +87,8 @@ func newRootlessEnv(t *testing.T) *rootlessEnv {
 	// A data directory of this test's own: another run of the suite (another
 	// worktree) may use the same user at the same time.
 	e.data = filepath.Join(dir, "data")
-	for _, d := range []string{e.xdg, e.project, e.data} {
+	e.config = filepath.Join(dir, "config")
+	for _, d := range []string{e.xdg, e.project, e.data, e.config} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -128,14 +131,23 @@ func (e *rootlessEnv) run(args ...string) (stdout, stderr string, code int) {
 	return e.runIn(nil, args...)
 }
 
+// env is the environment of the user's sbxrun: HOME, USER and PATH
+// first, then the XDG directories of this test's own (another run of the
+// suite may use the same user at the same time; the networks rootless
+// sbxrun creates are configured in XDG_CONFIG_HOME/sbxrun/cni).
+func (e *rootlessEnv) env() []string {
+	return []string{"HOME=" + e.home, "USER=" + rootlessUser, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"XDG_RUNTIME_DIR=" + e.xdg, "XDG_DATA_HOME=" + e.data, "XDG_CONFIG_HOME=" + e.config}
+}
+
 func (e *rootlessEnv) runIn(stdin io.Reader, args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.sbxrun, args...)
 	cmd.Dir = e.project
-	cmd.Env = []string{"HOME=" + e.home, "USER=" + rootlessUser, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	if !e.dropXDG {
-		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+e.xdg, "XDG_DATA_HOME="+e.data)
+	cmd.Env = e.env()
+	if e.dropXDG {
+		cmd.Env = cmd.Env[:3]
 	}
 	cmd.Env = append(cmd.Env, e.extraEnv...)
 	cmd.Stdin = stdin
@@ -458,18 +470,7 @@ for h in 127.0.0.1 $gw $me; do nc -w 2 $h %d </dev/null; done; echo done`, secre
 		}
 	})
 
-	t.Run("named networks refused", func(t *testing.T) {
-		for _, args := range [][]string{
-			{"run", "--pull", "never", "--net", "backend", "base", "--", "true"},
-			{"run", "--pull", "never", "--network-alias", "db", "base", "--", "true"},
-			{"network", "create", "backend"},
-		} {
-			out, stderr, code := e.run(args...)
-			if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "named networks need root") || !strings.Contains(stderr, "--net container:NAME") {
-				t.Errorf("%q: exit %d, stdout %q, stderr %q; want 125 and one line saying what works instead", args, code, out, stderr)
-			}
-		}
-	})
+	t.Run("named networks", func(t *testing.T) { testRootlessNamed(t, e, run) })
 
 	t.Run("pasta missing", func(t *testing.T) {
 		// A PATH with what sbxrun needs to enter the namespace, but no pasta.
@@ -506,7 +507,7 @@ for h in 127.0.0.1 $gw $me; do nc -w 2 $h %d </dev/null; done; echo done`, secre
 		defer cancel()
 		cmd := exec.CommandContext(ctx, e.sbxrun, "run", "--rm", "--pull", "never", "--name", "killed", "-p", fmt.Sprintf("%d:8000", port), "base", "--", "sh", "-c", httpdScript("killed"))
 		cmd.Dir = e.project
-		cmd.Env = []string{"HOME=" + e.home, "USER=" + rootlessUser, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + e.xdg, "XDG_DATA_HOME=" + e.data}
+		cmd.Env = e.env()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(e.uid), Gid: uint32(e.gid), Groups: []uint32{}}}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -717,4 +718,110 @@ func withoutSubIDs(t *testing.T) func() {
 			}
 		}
 	}
+}
+
+// testRootlessNamed checks named networks under rootless sbxrun: names and
+// aliases between the sandboxes of one network, nothing across networks,
+// no route out of an internal one, a published port of a named network's
+// sandbox on the host, `network rm` refused while in use, and nothing
+// left afterwards (no pasta, namespace, record or address; the bridge
+// namespace goes with the last sandbox).
+func testRootlessNamed(t *testing.T, e *rootlessEnv, run func(args ...string) (string, string, int)) {
+	for _, args := range [][]string{{"backend"}, {"other"}, {"--internal", "sealed"}} {
+		if out, stderr, code := e.run(append([]string{"network", "create"}, args...)...); code != 0 {
+			t.Fatalf("network create %v: exit %d, stdout %q, stderr %q", args, code, out, stderr)
+		}
+	}
+	defer e.run("network", "rm", "backend", "other", "sealed")
+	out, stderr, code := e.run("network", "ls")
+	if code != 0 || !strings.Contains(out, "backend") || !strings.Contains(out, "sealed") {
+		t.Errorf("network ls: exit %d, stdout %q, stderr %q; want the user's networks", code, out, stderr)
+	}
+	port := freeHostPort(t)
+	out, stderr, code = run("-d", "--name", "db", "--net", "backend", "--network-alias", "database", "-p", fmt.Sprintf("%d:8000", port),
+		"base", "--", "sh", "-c", httpdScript("db"))
+	if code != 0 {
+		t.Fatalf("run -d --net backend: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	defer e.run("rm", "-f", "db")
+	out, stderr, code = e.run("exec", "db", "sh", "-c", "ip -4 -o addr show eth0; ip route")
+	m := regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+)/`).FindStringSubmatch(out)
+	if code != 0 || m == nil || !regexp.MustCompile(`default via \S+ dev eth1`).MatchString(out) {
+		t.Fatalf("exec db: exit %d, stdout %q, stderr %q; want an address on eth0 and the default route through pasta's eth1", code, out, stderr)
+	}
+	ip := m[1]
+	// The published port, from the host.
+	if body, err := httpBody(fmt.Sprintf("http://127.0.0.1:%d/", port), 10*time.Second); err != nil || strings.TrimSpace(body) != "hello-db" {
+		t.Errorf("GET 127.0.0.1:%d of a sandbox on a named network: %q, %v; want hello-db", port, body, err)
+	}
+	// Same network: by name, alias and address.
+	out, stderr, code = run("--rm", "--net", "backend", "base", "--", "sh", "-c",
+		fmt.Sprintf(hostsLookup+"for h in db database %s; do a=$(lookup $h); [ -n \"$a\" ] || a=$h; get $a || echo FAIL $h; done", ip))
+	if code != 0 || out != "hello-db\nhello-db\nhello-db\n" {
+		t.Errorf("a sandbox on the same network: exit %d, stdout %q, stderr %q; want hello-db by name, alias and address", code, out, stderr)
+	}
+	// Another network: neither the name nor the address.
+	out, stderr, code = run("--rm", "--net", "other", "base", "--", "sh", "-c",
+		fmt.Sprintf(hostsLookup+"[ -n \"$(lookup db)\" ] && echo NAMED; get %s || echo NOROUTE", ip))
+	if code != 0 || strings.Contains(out, "hello") || strings.Contains(out, "NAMED") || !strings.Contains(out, "NOROUTE") {
+		t.Errorf("a sandbox on another network: exit %d, stdout %q, stderr %q; want neither the name nor the address to answer", code, out, stderr)
+	}
+	// Internal: the network's names, but no interface or route out.
+	out, stderr, code = run("--rm", "--net", "sealed", "base", "--", "sh", "-c", "ls /sys/class/net | tr '\\n' ' '; echo; ip route")
+	if code != 0 || strings.Contains(out, "default") || strings.Contains(out, "eth1") || !strings.Contains(out, "eth0") {
+		t.Errorf("a sandbox on an internal network: exit %d, stdout %q, stderr %q; want eth0 only and no default route", code, out, stderr)
+	}
+	out, stderr, code = run("--rm", "--net", "sealed", "-p", "8000", "base", "--", "true")
+	if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "is internal: it publishes no ports") {
+		t.Errorf("-p on an internal network: exit %d, stdout %q, stderr %q; want 125 and one line", code, out, stderr)
+	}
+	// In use: refused, nothing removed.
+	out, stderr, code = e.run("network", "rm", "backend")
+	if code != 125 || !strings.Contains(stderr, "in use by") {
+		t.Errorf("network rm of a network in use: exit %d, stdout %q, stderr %q; want 125", code, out, stderr)
+	}
+	// A network that is not there, and an alias on the default network.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--net", "nosuch", "base", "--", "true"}, "sbxrun network create nosuch"},
+		{[]string{"--network-alias", "x", "base", "--", "true"}, "--network-alias needs a named network"},
+	} {
+		out, stderr, code = run(tc.args...)
+		if code != 125 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 125 and one line with %q", tc.args, code, out, stderr, tc.want)
+		}
+	}
+	// A SIGKILLed run on a named network, then gc.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.sbxrun, "run", "--rm", "--pull", "never", "--name", "killed", "--net", "backend", "base", "--", "sleep", "60")
+	cmd.Dir = e.project
+	cmd.Env = e.env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(e.uid), Gid: uint32(e.gid), Groups: []uint32{}}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(20*time.Second, func() bool {
+		out, _, _ := e.run("exec", "db", "cat", "/etc/hosts")
+		return strings.Contains(out, "killed")
+	}) {
+		t.Errorf("db's /etc/hosts never listed the sandbox that joined later")
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if out, stderr, code := e.run("gc"); code != 0 {
+		t.Errorf("gc: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if out, _, _ := e.run("exec", "db", "cat", "/etc/hosts"); strings.Contains(out, "killed") {
+		t.Errorf("db's /etc/hosts still lists the killed sandbox after gc:\n%s", out)
+	}
+	if out, stderr, code := e.run("rm", "-f", "db"); code != 0 {
+		t.Errorf("rm -f db: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if out, stderr, code := e.run("network", "rm", "backend", "other", "sealed"); code != 0 {
+		t.Errorf("network rm: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	e.assertNoNetworkLeft(t, "after named networks, a SIGKILLed run, gc, rm and network rm")
 }

@@ -39,10 +39,6 @@ type AttachOptions struct {
 	// DNS replaces the host's resolver settings in the sandbox's
 	// /etc/resolv.conf (CheckDNS).
 	DNS DNS
-	// Pasta gives the sandbox a namespace of its own with pasta as its
-	// uplink, instead of a CNI network (rootless sbxrun; Network is
-	// ignored): see pasta.go.
-	Pasta bool
 }
 
 // Attachment is a sandbox's place on a network.
@@ -87,6 +83,9 @@ type record struct {
 	Attached bool `json:"attached"`
 	// Pasta is the pasta process of a rootless sandbox's namespace.
 	Pasta *PastaInfo `json:"pasta,omitempty"`
+	// UserBridge is set when the network's bridge is in the user's
+	// bridge namespace (a rootless named network: userbridge.go).
+	UserBridge bool `json:"user_bridge,omitempty"`
 }
 
 // addGrace is how long GC waits before it undoes an attachment whose
@@ -147,6 +146,9 @@ func Check(p Paths, name string) error {
 	}
 	types := []string{"bridge", "host-local", "portmap"}
 	if n, found, err := p.load(name); err == nil && found {
+		if err := p.checkKind(n); err != nil {
+			return err
+		}
 		types = pluginTypes(n.conflist)
 	}
 	for _, t := range types {
@@ -218,14 +220,14 @@ func (pd *Pending) Wait() (*Attachment, error) {
 // sandbox's /etc/hosts and /etc/resolv.conf exist, and runs CNI ADD in the
 // background; the workload must not start before Wait returns.
 func Begin(ctx context.Context, o AttachOptions) (*Pending, error) {
-	if o.Pasta {
-		return beginPasta(ctx, o)
-	}
 	name, ok := Resolve(o.Network)
 	if !ok {
 		return nil, fmt.Errorf("network %q is not a network to attach to: use bridge or a network name", o.Network)
 	}
 	p := o.Paths
+	if p.Rootless && name == DefaultNetwork {
+		return beginPasta(ctx, o)
+	}
 	unlock, err := p.lock()
 	if err != nil {
 		return nil, err
@@ -247,6 +249,9 @@ func Begin(ctx context.Context, o AttachOptions) (*Pending, error) {
 		if n, err = p.create(CreateOptions{Paths: p, Name: name}); err != nil {
 			return nil, fmt.Errorf("creating the default network: %w", err)
 		}
+	}
+	if err := p.checkKind(n); err != nil {
+		return nil, err
 	}
 	recs, err := p.records()
 	if err != nil {
@@ -272,6 +277,7 @@ func Begin(ctx context.Context, o AttachOptions) (*Pending, error) {
 		Namespace: o.Namespace, ID: o.ID, Name: o.Name, Hostname: o.Hostname, Aliases: o.Aliases,
 		ExtraHosts: o.ExtraHosts,
 		Conflist:   n.conflist, Created: time.Now().UTC(), CNIID: p.cniPrefix(o.Namespace) + o.ID,
+		UserBridge: n.Rootless,
 	}
 	if len(o.Ports) == 0 {
 		// portmap has nothing to do: one plugin execution less each way.
@@ -285,6 +291,13 @@ func Begin(ctx context.Context, o AttachOptions) (*Pending, error) {
 	go func() {
 		defer close(pd.done)
 		defer unlock()
+		if r.UserBridge {
+			pd.a, pd.err = p.addUser(ctx, r, n, others)
+			if pd.err != nil {
+				_ = p.detach(context.WithoutCancel(ctx), r)
+			}
+			return
+		}
 		// The guard rules (an iptables-save, and a restore when one is
 		// missing) are in place before ADD gives the namespace its
 		// link: in the background too, off the run's critical path.
@@ -391,15 +404,21 @@ func (p Paths) detach(ctx context.Context, r *record) error {
 	// the addresses in the namespace.
 	// pasta first: its ports are free once Detach returns.
 	stopPasta(r.Pasta)
-	var unfinished []string
-	if !r.Attached {
-		unfinished = p.allocated(r.cniID())
-	}
-	if err := p.cniDel(ctx, r); err != nil {
-		return err
-	}
-	if len(unfinished) > 0 {
-		removeFirewallRules(unfinished)
+	if r.UserBridge {
+		if err := p.userDel(ctx, r); err != nil {
+			return err
+		}
+	} else {
+		var unfinished []string
+		if !r.Attached {
+			unfinished = p.allocated(r.cniID())
+		}
+		if err := p.cniDel(ctx, r); err != nil {
+			return err
+		}
+		if len(unfinished) > 0 {
+			removeFirewallRules(unfinished)
+		}
 	}
 	if err := removeNetNS(r.NetNSPath); err != nil {
 		return err
@@ -411,6 +430,9 @@ func (p Paths) detach(ctx context.Context, r *record) error {
 	}
 	if recs, err := p.records(); err == nil {
 		_ = p.refreshHosts(recs, nil)
+		if r.UserBridge {
+			_ = p.dropBridgeNS(recs)
+		}
 	}
 	return nil
 }
@@ -462,6 +484,12 @@ func GC(ctx context.Context, p Paths, ns string, exists func(id string) bool) ([
 					errs = append(errs, err)
 				}
 			}
+		}
+	}
+	// The user's bridge namespace, when no attachment is left in it.
+	if recs, err := p.records(); err == nil {
+		if err := p.dropBridgeNS(recs); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	// host-local allocations whose owner has no record.

@@ -29,6 +29,10 @@ type Network struct {
 	ConfigFile string `json:"config_file"`
 	// Members are the sandboxes attached to it, "NAMESPACE/NAME".
 	Members []string `json:"members"`
+	// Rootless networks are rootless sbxrun's: their bridge is in the
+	// user's bridge namespace, their way out each sandbox's pasta
+	// (userbridge.go).
+	Rootless bool `json:"rootless,omitempty"`
 
 	conflist []byte
 }
@@ -87,7 +91,10 @@ func render(name, bridge, subnet, ipamDir string, internal bool) ([]byte, error)
 // whether it is internal (no gateway).
 func parse(path string, b []byte) (*Network, error) {
 	var l struct {
-		Name    string `json:"name"`
+		Name   string `json:"name"`
+		Sbxrun struct {
+			Uplink string `json:"uplink"`
+		} `json:"sbxrun"`
 		Plugins []struct {
 			Type      string `json:"type"`
 			Bridge    string `json:"bridge"`
@@ -114,6 +121,11 @@ func parse(path string, b []byte) (*Network, error) {
 		if len(p.IPAM.Ranges) > 0 && len(p.IPAM.Ranges[0]) > 0 {
 			n.Subnet = p.IPAM.Ranges[0][0].Subnet
 		}
+	}
+	if u := l.Sbxrun.Uplink; u != "" {
+		// Each sandbox's pasta is its gateway.
+		n.Rootless, n.Internal = true, u == uplinkNone
+		return n, nil
 	}
 	if pfx, err := netip.ParsePrefix(n.Subnet); err == nil && !n.Internal {
 		n.Gateway = pfx.Masked().Addr().Next().String()
@@ -208,7 +220,12 @@ func (p Paths) create(o CreateOptions) (*Network, error) {
 	} else if subnet, err = checkSubnet(subnet, used); err != nil {
 		return nil, err
 	}
-	b, err := render(o.Name, p.bridgeName(o.Name), subnet, p.ipamDir(), o.Internal)
+	var b []byte
+	if p.Rootless {
+		b, err = json.MarshalIndent(renderUser(o.Name, p.bridgeName(o.Name), subnet, p.ipamDir(), o.Internal), "", "  ")
+	} else {
+		b, err = render(o.Name, p.bridgeName(o.Name), subnet, p.ipamDir(), o.Internal)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +446,11 @@ func (p Paths) remove(name string) error {
 	if err := os.Remove(n.ConfigFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing network config %q: %w", n.ConfigFile, err)
 	}
-	if n.Bridge != "" {
+	if n.Bridge != "" && n.Rootless {
+		if err := p.removeUserBridge(n.Bridge); err != nil {
+			return fmt.Errorf("removing bridge %s of network %q: %w", n.Bridge, name, err)
+		}
+	} else if n.Bridge != "" {
 		_ = removeGuards(n.Bridge, n.Subnet)
 		if err := deleteLink(n.Bridge); err != nil {
 			return fmt.Errorf("removing bridge %s of network %q: %w", n.Bridge, name, err)

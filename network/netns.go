@@ -17,8 +17,8 @@ import (
 // its loopback up and unprivileged ping allowed (Docker's
 // net.ipv4.ping_group_range), both set in-process: no plugin to execute.
 // A stale namespace at path (a killed run of the same sandbox) is
-// replaced.
-func newNetNS(path string) error {
+// replaced. setup runs in the new namespace, after those.
+func newNetNS(path string, setup ...func() error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating network namespace directory: %w", err)
 	}
@@ -47,6 +47,11 @@ func newNetNS(path string) error {
 			// /proc/sys/net is the opening thread's namespace's.
 			if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(pingGroupRange()), 0o644); err != nil {
 				return fmt.Errorf("allowing ping: %w", err)
+			}
+			for _, f := range setup {
+				if err := f(); err != nil {
+					return err
+				}
 			}
 			return nil
 		}()

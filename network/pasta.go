@@ -82,12 +82,16 @@ func CheckTun() error {
 	return nil
 }
 
-// pastaArgs are pasta's arguments for the namespace at path with ports
-// published.
-func pastaArgs(path, pidFile string, ports []Port) []string {
+// pastaArgs are pasta's arguments for the namespace at path
+// with ports published; ifname names its interface ("" is the host's
+// interface's name).
+func pastaArgs(path, pidFile, ifname string, ports []Port) []string {
 	args := []string{"--netns", path, "--config-net", "--no-map-gw", "--quiet", "--pid", pidFile,
 		// Nothing from the namespace to the host's loopback.
 		"-T", "none", "-U", "none"}
+	if ifname != "" {
+		args = append(args, "-I", ifname)
+	}
 	tcp, udp := pastaForwards(ports)
 	if len(tcp) == 0 {
 		tcp = []string{"none"}
@@ -123,8 +127,9 @@ func pastaForwards(ports []Port) (tcp, udp []string) {
 
 // startPasta starts pasta for r's namespace and returns once the
 // namespace is configured and the ports are bound (pasta forks into the
-// background then).
-func startPasta(ctx context.Context, r *record) (*PastaInfo, error) {
+// background then). ifname is its interface's name ("": the host's
+// interface's).
+func startPasta(ctx context.Context, r *record, ifname string) (*PastaInfo, error) {
 	bin, err := exec.LookPath("pasta")
 	if err != nil {
 		return nil, CheckPastaBinary()
@@ -139,7 +144,7 @@ func startPasta(ctx context.Context, r *record) (*PastaInfo, error) {
 	}
 	_ = os.Remove(errf.Name())
 	defer errf.Close()
-	cmd := exec.CommandContext(ctx, bin, pastaArgs(r.NetNSPath, pidFile, r.Ports)...)
+	cmd := exec.CommandContext(ctx, bin, pastaArgs(r.NetNSPath, pidFile, ifname, r.Ports)...)
 	cmd.Stdout, cmd.Stderr = errf, errf
 	// Its own session: a ^C meant for the workload is not pasta's.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -202,8 +207,9 @@ func stopPasta(pi *PastaInfo) {
 }
 
 // pastaAddress reads the IPv4 address, gateway and MAC pasta gave the
-// namespace at path, for the record and /etc/hosts.
-func pastaAddress(path string) (ip, gw, mac string) {
+// namespace at path (on interface ifname; "": the first that is not
+// loopback), for the record and /etc/hosts.
+func pastaAddress(path, ifname string) (ip, gw, mac string) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return "", "", ""
@@ -219,7 +225,7 @@ func pastaAddress(path string) (ip, gw, mac string) {
 		return "", "", ""
 	}
 	for _, l := range links {
-		if l.Attrs().Flags&net.FlagLoopback != 0 {
+		if l.Attrs().Flags&net.FlagLoopback != 0 || ifname != "" && l.Attrs().Name != ifname {
 			continue
 		}
 		addrs, err := h.AddrList(l, unix.AF_INET)
@@ -291,12 +297,16 @@ func beginPasta(ctx context.Context, o AttachOptions) (*Pending, error) {
 
 // addPasta starts r's pasta and completes its record and /etc/hosts.
 func (p Paths) addPasta(ctx context.Context, r *record) (*Attachment, error) {
-	pi, err := startPasta(ctx, r)
+	pi, err := startPasta(ctx, r, "")
 	if err != nil {
 		return nil, err
 	}
 	r.Pasta = pi
-	r.IP, r.Gateway, r.MAC = pastaAddress(r.NetNSPath)
+	r.IP, r.Gateway, r.MAC = pastaAddress(r.NetNSPath, "")
+	if err := p.fence(r); err != nil {
+		stopPasta(pi)
+		return nil, err
+	}
 	r.Attached = true
 	if err := p.writeRecord(r); err != nil {
 		stopPasta(pi)
@@ -310,8 +320,9 @@ func (p Paths) addPasta(ctx context.Context, r *record) (*Attachment, error) {
 	return &a, nil
 }
 
-// DetachPasta detaches every sandbox whose uplink is pasta, of every
-// containerd namespace: the rootless daemon is stopping, and with its
+// DetachPasta detaches every sandbox whose uplink is pasta or whose
+// network's bridge is in the user's bridge namespace, of every containerd
+// namespace: the rootless daemon is stopping, and with its
 // mount namespace go the namespaces' mounts, which pasta would no longer
 // see removed. A sandbox started again is attached anew.
 func DetachPasta(ctx context.Context, p Paths) error {
@@ -329,9 +340,11 @@ func DetachPasta(ctx context.Context, p Paths) error {
 	}
 	var errs []error
 	for _, r := range recs {
-		if r.Network == PastaNetwork {
+		if r.Network == PastaNetwork || r.UserBridge {
 			errs = append(errs, p.detach(ctx, r))
 		}
 	}
+	// Its mount goes with the daemon's mount namespace; the file stays.
+	errs = append(errs, removeNetNS(p.bridgeNSPath()))
 	return errors.Join(errs...)
 }

@@ -23,7 +23,7 @@ func TestPastaArgs(t *testing.T) {
 		}, []string{"-t", "8080:80", "-t", "192.0.2.7/8443:443", "-u", "127.0.0.1/5353:53"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := pastaArgs("/state/netns/ns-id", "/state/id.pid", tc.ports)
+			args := pastaArgs("/state/netns/ns-id", "/state/id.pid", "", tc.ports)
 			fixed := []string{"--netns", "/state/netns/ns-id", "--config-net", "--no-map-gw", "--quiet", "--pid", "/state/id.pid", "-T", "none", "-U", "none"}
 			if !slices.Equal(args[:len(fixed)], fixed) {
 				t.Errorf("options %q, want %q first: the gateway must not map to the host's loopback, nor the namespace's ports to the host's", args, fixed)
@@ -68,5 +68,18 @@ func TestPastaHostsHaveNoMembers(t *testing.T) {
 	b := &record{Attachment: Attachment{Network: PastaNetwork, IP: "192.0.2.2"}, Namespace: "ns", ID: "b", Name: "b"}
 	if h := string(hostsFile(a, []*record{a, b})); strings.Contains(h, "\tb") {
 		t.Errorf("hosts of a rootless sandbox name another one (they share the host's address, not a network):\n%s", h)
+	}
+}
+
+// On a rootless named network eth0 is the bridge's: pasta's interface is
+// named, so that a host whose own interface is eth0 does not clash.
+func TestPastaArgsInterface(t *testing.T) {
+	args := pastaArgs("/state/netns/ns-id", "/state/id.pid", pastaUplink, nil)
+	i := slices.Index(args, "-I")
+	if i < 0 || i+1 >= len(args) || args[i+1] != "eth1" {
+		t.Errorf("pastaArgs with an interface name: %q, want -I eth1", args)
+	}
+	if slices.Contains(pastaArgs("/state/netns/ns-id", "/state/id.pid", "", nil), "-I") {
+		t.Error("pastaArgs without an interface name passes -I")
 	}
 }

@@ -35,6 +35,10 @@ type Paths struct {
 	NetNSDir string
 	// PluginDirs are searched for CNI plugin binaries.
 	PluginDirs []string
+	// Rootless is set for rootless sbxrun (inside RootlessKit's user
+	// namespace): the default network is pasta's, and named networks'
+	// bridges are in the user's bridge namespace (userbridge.go).
+	Rootless bool
 }
 
 // DefaultPaths is the layout under sbxrun's state directory stateDir:

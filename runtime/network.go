@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -30,7 +32,24 @@ const (
 )
 
 // netPaths is where this sbxrun keeps network configuration and state.
-func (g *Global) netPaths() network.Paths { return network.DefaultPaths(g.stateDir()) }
+func (g *Global) netPaths() network.Paths { return netPathsAt(g.stateDir()) }
+
+// netPathsAt is network.DefaultPaths for state directory dir; rootless,
+// the networks are the user's own, configured in
+// $XDG_CONFIG_HOME/sbxrun/cni (~/.config/sbxrun/cni) unless
+// SBXRUN_CNI_CONF_DIR says otherwise.
+func netPathsAt(dir string) network.Paths {
+	p := network.DefaultPaths(dir)
+	if rootless.Active() {
+		p.Rootless = true
+		if os.Getenv("SBXRUN_CNI_CONF_DIR") == "" {
+			if cfg, err := os.UserConfigDir(); err == nil {
+				p.ConfDir = filepath.Join(cfg, "sbxrun", "cni")
+			}
+		}
+	}
+	return p
+}
 
 // planNetwork prepares a sandbox on a CNI network (bridge or a name)
 // without creating anything: the network must exist (the default one is
@@ -54,8 +73,8 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 		}
 		return nil
 	}
-	if rootless.Active() {
-		return o.planPasta(sb, name)
+	if rootless.Active() && name == network.DefaultNetwork {
+		return o.planPasta(sb)
 	}
 	if len(o.NetworkAliases) > 0 && name == network.DefaultNetwork {
 		return fmt.Errorf("--network-alias needs a named network, and the default one has no names: add --net NAME (`sbxrun network create NAME`)")
@@ -84,6 +103,14 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 			return fmt.Errorf("network %q is internal: it publishes no ports; drop -P, or use a network with a route out", name)
 		}
 	}
+	if rootless.Active() && !o.readOnlyHost {
+		// The way out and the published ports are pasta's.
+		if n, _, err := network.Inspect(paths, name); err == nil && !n.Internal {
+			if err := network.CheckPasta(); err != nil {
+				return err
+			}
+		}
+	}
 	if err := o.planPorts(); err != nil {
 		return err
 	}
@@ -94,18 +121,13 @@ func (o *RunOptions) planNetwork(sb *oci.Sandbox) error {
 	return nil
 }
 
-// errRootlessNamed is the refusal of a named network, its names and
-// aliases, under rootless sbxrun.
-const errRootlessNamed = "named networks need root (a bridge, and names between its sandboxes), which rootless sbxrun does not have: " +
-	"use the default network (each sandbox gets its own, through pasta, with -p), share one sandbox's network with --net container:NAME, or run as root"
-
-// planPasta is planNetwork under rootless sbxrun: the sandbox gets a
-// namespace of its own with pasta as its uplink (network.PastaNetwork);
-// pasta and a usable /dev/net/tun are checked here, before anything is
-// created.
-func (o *RunOptions) planPasta(sb *oci.Sandbox, name string) error {
-	if name != network.DefaultNetwork || len(o.NetworkAliases) > 0 {
-		return errors.New(errRootlessNamed)
+// planPasta is planNetwork for the default network under rootless
+// sbxrun: the sandbox gets a namespace of its own with pasta as its uplink
+// (network.PastaNetwork); pasta and a usable /dev/net/tun are checked
+// here, before anything is created.
+func (o *RunOptions) planPasta(sb *oci.Sandbox) error {
+	if len(o.NetworkAliases) > 0 {
+		return fmt.Errorf("--network-alias needs a named network, and the default one has no names: add --net NAME (`sbxrun network create NAME`)")
 	}
 	if !o.readOnlyHost {
 		if err := network.CheckPasta(); err != nil {
@@ -379,7 +401,7 @@ func (o *RunOptions) networkLabels(sb *oci.Sandbox, l map[string]string) {
 		l[LabelNetwork] = sb.Network
 	}
 	if name, ok := network.Resolve(sb.Network); ok {
-		if rootless.Active() {
+		if rootless.Active() && name == network.DefaultNetwork {
 			name = network.PastaNetwork
 		}
 		l[LabelNetwork] = name
@@ -413,7 +435,6 @@ func (o *RunOptions) attachNetwork(ctx context.Context, sb *oci.Sandbox) (*netHo
 		Name: o.Name, Hostname: sb.Hostname, Aliases: o.NetworkAliases, Ports: o.ports,
 		ExtraHosts: sb.ExtraHosts,
 		DNS:        network.DNS{Servers: sb.DNSServers, Search: sb.DNSSearch, Options: sb.DNSOptions},
-		Pasta:      rootless.Active(),
 	})
 	if err != nil {
 		return nil, err
@@ -561,9 +582,6 @@ type NetworkOptions struct {
 
 // CreateNetwork creates a named network.
 func CreateNetwork(o NetworkOptions) (*network.Network, error) {
-	if rootless.Active() {
-		return nil, errors.New(errRootlessNamed)
-	}
 	n, err := network.Create(network.CreateOptions{Paths: o.netPaths(), Name: o.Name, Subnet: o.Subnet, Internal: o.Internal})
 	if err != nil {
 		return nil, err

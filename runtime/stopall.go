@@ -48,7 +48,7 @@ func StopAll(socket string) (int, error) {
 	if rootless.Active() {
 		// The daemon's mount namespace, and with it the sandboxes' network
 		// namespaces, go with it: end their pasta processes now.
-		_ = network.DetachPasta(ctx, network.DefaultPaths(StateDir()))
+		_ = network.DetachPasta(ctx, netPathsAt(StateDir()))
 	}
 	return n, nil
 }
