@@ -403,12 +403,17 @@ func (p Paths) detach(ctx context.Context, r *record) error {
 	// the bridge plugin finds the masquerading rules to remove through
 	// the addresses in the namespace.
 	// pasta first: its ports are free once Detach returns.
-	stopPasta(r.Pasta)
 	if r.UserBridge {
-		if err := p.userDel(ctx, r); err != nil {
+		// pasta's end and CNI DEL at the same time.
+		stopped := make(chan struct{})
+		go func() { stopPasta(r.Pasta); close(stopped) }()
+		err := p.userDel(ctx, r)
+		<-stopped
+		if err != nil {
 			return err
 		}
 	} else {
+		stopPasta(r.Pasta)
 		var unfinished []string
 		if !r.Attached {
 			unfinished = p.allocated(r.cniID())

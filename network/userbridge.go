@@ -233,9 +233,30 @@ func (p Paths) removeUserBridge(name string) error {
 }
 
 // addUser is add for a rootless named network: CNI ADD in the bridge
-// namespace, then (but on an internal network) the sandbox's pasta.
+// namespace and (but on an internal network) the sandbox's pasta, at the
+// same time: they configure interfaces of their own (eth0, eth1).
 func (p Paths) addUser(ctx context.Context, r *record, n *Network, others []*record) (*Attachment, error) {
+	type started struct {
+		pi  *PastaInfo
+		err error
+	}
+	var pc chan started
+	if !n.Internal {
+		pc = make(chan started, 1)
+		go func() {
+			pi, err := startPasta(ctx, r, pastaUplink)
+			pc <- started{pi, err}
+		}()
+	}
 	mac, ip, err := p.userAdd(ctx, r)
+	if pc != nil {
+		s := <-pc
+		// Recorded before any return: detach ends it.
+		r.Pasta = s.pi
+		if err == nil {
+			err = s.err
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -243,12 +264,7 @@ func (p Paths) addUser(ctx context.Context, r *record, n *Network, others []*rec
 		return nil, fmt.Errorf("network %q gave sandbox %q no IPv4 address: check %q", r.Network, r.Name, n.ConfigFile)
 	}
 	r.MAC, r.IP = mac, ip
-	if !n.Internal {
-		pi, err := startPasta(ctx, r, pastaUplink)
-		if err != nil {
-			return nil, err
-		}
-		r.Pasta = pi
+	if r.Pasta != nil {
 		_, r.Gateway, _ = pastaAddress(r.NetNSPath, pastaUplink)
 		if err := p.fence(r); err != nil {
 			return nil, err
