@@ -388,7 +388,7 @@ func Status(out io.Writer) error {
 	if err := network.CheckPasta(); err != nil {
 		fmt.Fprintf(out, "sandbox network: %v\n", err)
 	} else {
-		fmt.Fprintln(out, "sandbox network: a namespace of its own per sandbox, through pasta")
+		fmt.Fprintln(out, "sandbox network: a namespace of its own per sandbox, through pasta; named networks' bridges in a namespace of your own")
 	}
 	return nil
 }
