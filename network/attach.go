@@ -151,6 +151,12 @@ func Check(p Paths, name string) error {
 		}
 		types = pluginTypes(n.conflist)
 	}
+	return CheckPlugins(p, types...)
+}
+
+// CheckPlugins reports the first of the CNI plugins types that is not
+// installed, with the fix.
+func CheckPlugins(p Paths, types ...string) error {
 	for _, t := range types {
 		if !p.hasPlugin(t) {
 			return fmt.Errorf("CNI plugin %q not found in %s: install it (apt-get install containernetworking-plugins) or point SBXRUN_CNI_PATH at its directory", t, strings.Join(p.PluginDirs, ":"))
@@ -489,6 +495,15 @@ func GC(ctx context.Context, p Paths, ns string, exists func(id string) bool) ([
 					errs = append(errs, err)
 				}
 			}
+		}
+	}
+	// libcni's cached results (rootless networks) of no recorded sandbox:
+	// results/NETWORK-CNIID-eth0.
+	results, _ := filepath.Glob(filepath.Join(p.cacheDir(), "results", "*"))
+	for _, f := range results {
+		name := strings.TrimSuffix(filepath.Base(f), "-eth0")
+		if i := strings.Index(name, p.cniPrefix(ns)); i >= 0 && !live[name[i:]] {
+			_ = os.Remove(f)
 		}
 	}
 	// The user's bridge namespace, when no attachment is left in it.

@@ -195,6 +195,9 @@ func Create(o CreateOptions) (*Network, error) {
 	if err := CheckName(o.Name); err != nil {
 		return nil, err
 	}
+	if o.Rootless && o.Name == DefaultNetwork {
+		return nil, fmt.Errorf("%q is the default network, which rootless sbxrun gives each sandbox of its own through pasta: choose another name", o.Name)
+	}
 	unlock, err := o.Paths.lock()
 	if err != nil {
 		return nil, err

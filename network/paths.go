@@ -110,6 +110,8 @@ func CheckName(name string) error {
 	switch name {
 	case "host", "none", "bridge", "default", "container":
 		return fmt.Errorf("%q is a network mode, not a network name: choose another name", name)
+	case PastaNetwork:
+		return fmt.Errorf("%q is the name rootless sandboxes' own networks are recorded under: choose another name", name)
 	}
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("invalid network name %q: use letters, digits, '_', '.' and '-' (at most 63, starting with a letter or digit)", name)

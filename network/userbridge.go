@@ -93,7 +93,7 @@ func inNetNS(path string, f func() error) error {
 		runtime.LockOSThread()
 		ns, err := netns.GetFromPath(path)
 		if err != nil {
-			errc <- fmt.Errorf("opening network namespace %q: %w", path, err)
+			errc <- fmt.Errorf("opening network namespace %q: %w (rootless sbxrun runs this inside `sbxrun rootless`'s namespaces: is its daemon running?)", path, err)
 			return
 		}
 		defer ns.Close()
@@ -184,6 +184,9 @@ func (p Paths) userAdd(ctx context.Context, r *record) (mac, ip string, err erro
 // here; else (outside RootlessKit's namespaces, or with the namespace
 // gone) without a sandbox namespace, which releases the address.
 func (p Paths) userDel(ctx context.Context, r *record) error {
+	if len(r.Conflist) == 0 || string(r.Conflist) == "null" {
+		return nil
+	}
 	path := r.NetNSPath
 	if !isNetNS(path) {
 		path = ""
@@ -329,7 +332,7 @@ func (p Paths) fence(r *record) error {
 	defer h.Close()
 	for _, dst := range dsts {
 		if err := h.RouteAdd(&netlink.Route{Dst: dst, Type: unix.RTN_PROHIBIT}); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("fencing off %s in the sandbox's namespace: %w", dst, err)
+			return fmt.Errorf("fencing off %s (another of your networks) in sandbox %q's namespace: %w", dst, r.Name, err)
 		}
 	}
 	return nil

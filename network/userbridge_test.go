@@ -91,3 +91,58 @@ func TestCheckKind(t *testing.T) {
 		t.Errorf("a refused Begin left records: %v", recs)
 	}
 }
+
+// Names rootless sbxrun gives a meaning of its own are refused: "pasta"
+// is what rootless sandboxes' own networks are recorded under (a network
+// so named would have every such sandbox as a member), and under rootless
+// "sbxrun", the default network, is pasta's.
+func TestCreateReservedNames(t *testing.T) {
+	fakeRoutes(t)
+	p := testPaths(t)
+	if _, err := Create(CreateOptions{Paths: p, Name: PastaNetwork}); err == nil || !strings.Contains(err.Error(), "choose another name") {
+		t.Errorf("network create pasta: %v", err)
+	}
+	user := p
+	user.Rootless = true
+	if _, err := Create(CreateOptions{Paths: user, Name: DefaultNetwork}); err == nil || !strings.Contains(err.Error(), "choose another name") {
+		t.Errorf("rootless network create sbxrun: %v", err)
+	}
+	if nets, _ := user.all(); len(nets) != 0 {
+		t.Errorf("refused creates left networks: %v", nets)
+	}
+}
+
+// GC removes libcni's cached results of sandboxes it has no record of, in
+// its own containerd namespace only.
+func TestGCCachedResults(t *testing.T) {
+	p := testPaths(t)
+	dir := filepath.Join(p.cacheDir(), "results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	live := &record{Namespace: "ns", ID: "live", Name: "live", Attached: true}
+	live.CNIID = p.cniPrefix("ns") + "live"
+	if err := p.writeRecord(live); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{
+		"net-" + p.cniPrefix("ns") + "live-eth0":       true,
+		"net-" + p.cniPrefix("ns") + "gone-id-eth0":    false,
+		"net-" + p.cniPrefix("other") + "gone-id-eth0": true,
+		"net-" + "somebody-else-s-container-eth0":      true,
+	}
+	for f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := GC(t.Context(), p, "ns", func(id string) bool { return id == "live" }); err != nil {
+		t.Fatal(err)
+	}
+	for f, keep := range files {
+		_, err := os.Stat(filepath.Join(dir, f))
+		if (err == nil) != keep {
+			t.Errorf("cached result %s: kept %v, want %v", f, err == nil, keep)
+		}
+	}
+}

@@ -351,7 +351,16 @@ func checkDisk(root string) Check {
 // checkCNI checks the plugins the default network needs; they are only
 // used with --net bridge or a named network, so missing ones are a warn.
 func checkCNI(stateDir string) Check {
-	p := network.DefaultPaths(stateDir)
+	p := netPathsAt(stateDir)
+	if p.Rootless {
+		// The default network is pasta's (its own check); named
+		// networks run the bridge and host-local plugins.
+		if err := network.CheckPlugins(p, "bridge", "host-local"); err != nil {
+			d, f := splitFix(err.Error())
+			return Check{Name: "cni", Status: CheckWarn, Detail: d + " (named networks will not work)", Fix: f}
+		}
+		return Check{Name: "cni", Status: CheckOK, Detail: "plugins in " + strings.Join(p.PluginDirs, ":") + ", your networks in " + p.ConfDir}
+	}
 	if err := network.Check(p, network.DefaultNetwork); err != nil {
 		d, f := splitFix(err.Error())
 		return Check{Name: "cni", Status: CheckWarn, Detail: d + " (--net bridge will not work)", Fix: f}

@@ -45,6 +45,9 @@ func netPathsAt(dir string) network.Paths {
 		if os.Getenv("SBXRUN_CNI_CONF_DIR") == "" {
 			if cfg, err := os.UserConfigDir(); err == nil {
 				p.ConfDir = filepath.Join(cfg, "sbxrun", "cni")
+			} else {
+				// Neither HOME nor XDG_CONFIG_HOME: beside the state.
+				p.ConfDir = filepath.Join(dir, "cni-conf")
 			}
 		}
 	}
