@@ -98,9 +98,7 @@ func Doctor(ctx context.Context, o DoctorOptions) []Check {
 	add(checkAppArmor())
 	add(checkStateDir(o.stateDir()))
 	add(checkDisk(root))
-	if !rootless.Active() {
-		add(checkCNI(o.stateDir())) // rootless sandboxes use pasta, not CNI
-	}
+	add(checkCNI(o.stateDir()))
 	checks = append(checks, checkGPU(ResolveCDISpecDirs(o.CDISpecDirs))...)
 	checks = append(checks, checkCredentialHelpers(o.DockerConfig)...)
 	return checks
@@ -348,7 +346,8 @@ func checkDisk(root string) Check {
 	return Check{Name: "disk", Status: CheckOK, Detail: detail}
 }
 
-// checkCNI checks the plugins the default network needs; they are only
+// checkCNI checks the plugins the default network needs (rootless: the
+// named networks; the default one is pasta's); they are only
 // used with --net bridge or a named network, so missing ones are a warn.
 func checkCNI(stateDir string) Check {
 	p := netPathsAt(stateDir)
