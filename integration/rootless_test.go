@@ -81,6 +81,7 @@ func newRootlessEnv(t *testing.T) *rootlessEnv {
 	e.sbxrun = filepath.Join(dir, "sbxrun")
 	e.image = filepath.Join(dir, "base.tar")
 	copyFile(t, harness.sbxrun, e.sbxrun, 0o755)
+	copyFile(t, filepath.Join(filepath.Dir(harness.sbxrun), "sbxrun-compose-load"), filepath.Join(dir, "sbxrun-compose-load"), 0o755)
 	copyFile(t, harness.baseImage, e.image, 0o644)
 	e.xdg = filepath.Join(dir, "run")
 	e.project = filepath.Join(dir, "project")
@@ -472,6 +473,8 @@ for h in 127.0.0.1 $gw $me; do nc -w 2 $h %d </dev/null; done; echo done`, secre
 
 	t.Run("named networks", func(t *testing.T) { testRootlessNamed(t, e, run) })
 
+	t.Run("compose project", func(t *testing.T) { testRootlessCompose(t, e) })
+
 	t.Run("pasta missing", func(t *testing.T) {
 		// A PATH with what sbxrun needs to enter the namespace, but no pasta.
 		bin := filepath.Join(e.dir, "bin-without-pasta")
@@ -824,4 +827,57 @@ func testRootlessNamed(t *testing.T, e *rootlessEnv, run func(args ...string) (s
 		t.Errorf("network rm: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 	e.assertNoNetworkLeft(t, "after named networks, a SIGKILLed run, gc, rm and network rm")
+}
+
+// testRootlessCompose: a compose project under rootless sbxrun, whose
+// services find each other by name on the project's network and publish
+// a port to the host; `down` leaves nothing (network included).
+func testRootlessCompose(t *testing.T, e *rootlessEnv) {
+	port := freeHostPort(t)
+	dir := filepath.Join(e.project, "proj")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`services:
+  web:
+    image: %s
+    command: ["sh", "-c", %q]
+    ports: ["%d:8000"]
+    stop_signal: SIGKILL
+  client:
+    image: %s
+    command: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://web:8000/ && break; sleep 0.5; done; sleep 300"]
+    depends_on: [web]
+    stop_signal: SIGKILL
+`, baseRef, httpdScript("web"), port, baseRef)
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, e.uid, e.gid); err != nil {
+		t.Fatal(err)
+	}
+	compose := func(args ...string) (string, string, int) {
+		return e.run(append([]string{"compose", "--project-directory", dir, "-f", filepath.Join(dir, "compose.yaml")}, args...)...)
+	}
+	if out, stderr, code := compose("up", "-d"); code != 0 {
+		t.Fatalf("compose up -d: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	defer compose("down")
+	if body, err := httpBody(fmt.Sprintf("http://127.0.0.1:%d/", port), 10*time.Second); err != nil || strings.TrimSpace(body) != "hello-web" {
+		t.Errorf("GET 127.0.0.1:%d of the web service: %q, %v; want hello-web", port, body, err)
+	}
+	var logs string
+	if !waitFor(10*time.Second, func() bool {
+		logs, _, _ = compose("logs", "client")
+		return strings.Contains(logs, "hello-web")
+	}) {
+		t.Errorf("the client service never reached web by name; its logs:\n%s", logs)
+	}
+	if out, stderr, code := compose("down"); code != 0 {
+		t.Errorf("compose down: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if out, _, _ := e.run("network", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("networks left after compose down: %q", out)
+	}
+	e.assertNoNetworkLeft(t, "after compose up and down")
 }
