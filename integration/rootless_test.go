@@ -647,7 +647,9 @@ func (e *rootlessEnv) networkFiles() []string {
 	var out []string
 	for _, d := range []string{"netns", "cni"} {
 		_ = filepath.WalkDir(filepath.Join(e.data, "sbxrun", d), func(p string, de fs.DirEntry, err error) error {
-			if err == nil && !de.IsDir() && de.Name() != ".lock" {
+			// host-local's bookkeeping of a network that exists is no
+			// sandbox's (network rm removes it).
+			if err == nil && !de.IsDir() && de.Name() != ".lock" && de.Name() != "lock" && !strings.HasPrefix(de.Name(), "last_reserved_ip") {
 				out = append(out, p)
 			}
 			return nil
@@ -820,9 +822,21 @@ func testRootlessNamed(t *testing.T, e *rootlessEnv, run func(args ...string) (s
 	if out, _, _ := e.run("exec", "db", "cat", "/etc/hosts"); strings.Contains(out, "killed") {
 		t.Errorf("db's /etc/hosts still lists the killed sandbox after gc:\n%s", out)
 	}
-	if out, stderr, code := e.run("rm", "-f", "db"); code != 0 {
-		t.Errorf("rm -f db: exit %d, stdout %q, stderr %q", code, out, stderr)
+	// The daemon stops with db on backend: its pasta, namespace, record and
+	// address go (the bridge namespace with RootlessKit's mount
+	// namespace); started again, the network works.
+	if out, stderr, code := e.run("rootless", "stop"); code != 0 {
+		t.Fatalf("rootless stop: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
+	e.assertNoNetworkLeft(t, "after rootless stop with a sandbox on a named network")
+	if out, stderr, code := e.run("rootless", "start"); code != 0 {
+		t.Fatalf("rootless start: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	out, stderr, code = run("--rm", "--net", "backend", "base", "--", "sh", "-c", "ip -4 -o addr show eth0 && ip route | grep -c '^default'")
+	if code != 0 || !strings.Contains(out, "inet 10.") || !strings.HasSuffix(out, "1\n") {
+		t.Errorf("a run on backend after the daemon's restart: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	// (rootless stop ended db, and removed it.)
 	if out, stderr, code := e.run("network", "rm", "backend", "other", "sealed"); code != 0 {
 		t.Errorf("network rm: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
