@@ -371,6 +371,12 @@ func (p Paths) add(ctx context.Context, r *record, n *Network, others []*record)
 	if r.IP == "" {
 		return nil, fmt.Errorf("network %q gave sandbox %q no IPv4 address: check %q", r.Network, r.Name, n.ConfigFile)
 	}
+	return p.complete(r, others)
+}
+
+// complete records r as attached (its address known) and rewrites the
+// hosts files of its network's members, r's among them.
+func (p Paths) complete(r *record, others []*record) (*Attachment, error) {
 	r.Attached = true
 	if err := p.writeRecord(r); err != nil {
 		return nil, err

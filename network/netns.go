@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -130,8 +131,12 @@ func removeNetNS(path string) error {
 }
 
 // deleteLink removes interface name, when there is one.
-func deleteLink(name string) error {
-	l, err := netlink.LinkByName(name)
+func deleteLink(name string) error { return deleteLinkIn(&netlink.Handle{}, name) }
+
+// deleteLinkIn is deleteLink in h's namespace (the zero Handle is this
+// thread's).
+func deleteLinkIn(h *netlink.Handle, name string) error {
+	l, err := h.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -139,7 +144,21 @@ func deleteLink(name string) error {
 		}
 		return err
 	}
-	return netlink.LinkDel(l)
+	return h.LinkDel(l)
+}
+
+// handleAt is a netlink handle in the network namespace at path; close
+// releases it.
+func handleAt(path string) (h *netlink.Handle, close func(), err error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ns.Close()
+	if h, err = netlink.NewHandleAt(ns); err != nil {
+		return nil, nil, err
+	}
+	return h, h.Close, nil
 }
 
 // isNetNS reports whether path is a mounted network namespace (nsfs).

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/sbxrun/sbxrun/internal/hostinfo"
@@ -210,16 +208,11 @@ func stopPasta(pi *PastaInfo) {
 // namespace at path (on interface ifname; "": the first that is not
 // loopback), for the record and /etc/hosts.
 func pastaAddress(path, ifname string) (ip, gw, mac string) {
-	ns, err := netns.GetFromPath(path)
+	h, done, err := handleAt(path)
 	if err != nil {
 		return "", "", ""
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return "", "", ""
-	}
-	defer h.Close()
+	defer done()
 	links, err := h.LinkList()
 	if err != nil {
 		return "", "", ""

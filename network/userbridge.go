@@ -214,25 +214,12 @@ func (p Paths) removeUserBridge(name string) error {
 	if !isNetNS(p.bridgeNSPath()) {
 		return nil
 	}
-	ns, err := netns.GetFromPath(p.bridgeNSPath())
+	h, done, err := handleAt(p.bridgeNSPath())
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return err
-	}
-	return h.LinkDel(l)
+	defer done()
+	return deleteLinkIn(h, name)
 }
 
 // addUser is add for a rootless named network: CNI ADD in the bridge
@@ -273,15 +260,7 @@ func (p Paths) addUser(ctx context.Context, r *record, n *Network, others []*rec
 			return nil, err
 		}
 	}
-	r.Attached = true
-	if err := p.writeRecord(r); err != nil {
-		return nil, err
-	}
-	if err := p.refreshHosts(append(others, r), r); err != nil {
-		return nil, err
-	}
-	a := r.Attachment
-	return &a, nil
+	return p.complete(r, others)
 }
 
 // checkKind refuses a network made for the other kind of sbxrun: a
@@ -320,16 +299,11 @@ func (p Paths) fence(r *record) error {
 	if len(dsts) == 0 {
 		return nil
 	}
-	ns, err := netns.GetFromPath(r.NetNSPath)
+	h, done, err := handleAt(r.NetNSPath)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+	defer done()
 	for _, dst := range dsts {
 		if err := h.RouteAdd(&netlink.Route{Dst: dst, Type: unix.RTN_PROHIBIT}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("fencing off %s (another of your networks) in sandbox %q's namespace: %w", dst, r.Name, err)
