@@ -5,6 +5,9 @@ BIN := bin/sbxrun
 # sbxrun-compose-load reads compose files for sbxrun (a program of its own:
 # compose-go's loader would cost every sbxrun command ~10 ms to initialise).
 LOADER := bin/sbxrun-compose-load
+# sbxrun-kube does the kube commands (sbxrun built with -tags kube: the
+# k8s.io/api types would cost every sbxrun command ~10 MB of binary).
+KUBE := bin/sbxrun-kube
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # The private containerd of `make demo` lives outside the checkout: the demo
@@ -24,16 +27,19 @@ help: ## show this help
 deps: ## install containerd, runc and the other Debian packages the tests use (root)
 	hack/deps.sh
 
-build: ## build bin/sbxrun and its compose loader, bin/sbxrun-compose-load
+build: ## build bin/sbxrun and its helpers, bin/sbxrun-compose-load and bin/sbxrun-kube
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sbxrun
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LOADER) ./cmd/sbxrun-compose-load
+	$(GO) build -tags kube -trimpath -ldflags '$(LDFLAGS)' -o $(KUBE) ./cmd/sbxrun
 
 # Unit tests are every package but integration/ (which needs root and a
 # containerd it starts itself), listed by go list so a new package is never
 # left out.
 test: deps ## unit and integration tests (installs what they need; run as root)
 	$(GO) vet ./...
+	$(GO) vet -tags kube ./cmd/sbxrun
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -count=1 -tags kube ./cmd/sbxrun
 	$(GO) test -count=1 -timeout 15m ./integration/...
 
 soak: build image ## 1000 runs, 200 with mounts, 100 SIGKILLed, a containerd restart, a full state dir: all must come back to the start (root, ~10 min)
@@ -41,6 +47,7 @@ soak: build image ## 1000 runs, 200 with mounts, 100 SIGKILLed, a containerd res
 
 unit: ## unit tests only (no containerd needed)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -count=1 -tags kube ./cmd/sbxrun
 
 integration: ## integration tests against a private containerd the tests start (root)
 	$(GO) test -count=1 -timeout 15m -v ./integration/...
@@ -78,6 +85,7 @@ bench-pull: build ## sbxrun pull vs ctr pull of a >=200 MB multi-layer image fro
 lint: ## gofmt, go vet, shellcheck and golangci-lint when present
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags kube ./cmd/sbxrun
 	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; fi
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; fi
 	$(GO) test -count=1 -run TestLayering ./cmd/...
@@ -115,6 +123,7 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 GEN := bin/gen
 INSTALLED := $(PREFIX)/bin/sbxrun \
 	$(PREFIX)/libexec/sbxrun/sbxrun-compose-load \
+	$(PREFIX)/libexec/sbxrun/sbxrun-kube \
 	$(PREFIX)/share/bash-completion/completions/sbxrun \
 	$(ZSHCOMPDIR)/_sbxrun \
 	$(PREFIX)/share/fish/vendor_completions.d/sbxrun.fish \
@@ -129,6 +138,7 @@ generate: build ## man pages, completions and the rootless user unit into bin/ge
 install: generate ## install sbxrun, man pages, completions, the rootless user unit and an example profile file (PREFIX=/usr/local, DESTDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sbxrun
 	install -D -m 0755 $(LOADER) $(DESTDIR)$(PREFIX)/libexec/sbxrun/sbxrun-compose-load
+	install -D -m 0755 $(KUBE) $(DESTDIR)$(PREFIX)/libexec/sbxrun/sbxrun-kube
 	install -D -m 0644 $(GEN)/completions/sbxrun $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sbxrun
 	install -D -m 0644 $(GEN)/completions/_sbxrun $(DESTDIR)$(ZSHCOMPDIR)/_sbxrun
 	install -D -m 0644 $(GEN)/completions/sbxrun.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sbxrun.fish

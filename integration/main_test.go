@@ -135,7 +135,9 @@ func setup() (*exec.Cmd, error) {
 	mkimage := filepath.Join(root, "bin", "mkimage")
 	// sbxrun finds its compose loader beside itself.
 	loader := filepath.Join(root, "bin", "sbxrun-compose-load")
-	builds := map[string]string{harness.sbxrun: "./cmd/sbxrun", mkimage: "./hack/mkimage", loader: "./cmd/sbxrun-compose-load"}
+	// and its kube helper (sbxrun built with -tags kube).
+	kubeHelper := filepath.Join(root, "bin", "sbxrun-kube")
+	builds := map[string]string{harness.sbxrun: "./cmd/sbxrun", mkimage: "./hack/mkimage", loader: "./cmd/sbxrun-compose-load", kubeHelper: "-tags kube ./cmd/sbxrun"}
 	// SBXRUN_TEST_BINARY tests an sbxrun built elsewhere (with the loader
 	// beside it when there is one, else this tree's).
 	if bin := os.Getenv("SBXRUN_TEST_BINARY"); bin != "" {
@@ -147,9 +149,14 @@ func setup() (*exec.Cmd, error) {
 			builds[loader] = "./cmd/sbxrun-compose-load"
 			os.Setenv("SBXRUN_COMPOSE_LOADER", loader)
 		}
+		if !fileExists(filepath.Join(filepath.Dir(harness.sbxrun), "sbxrun-kube")) {
+			builds[kubeHelper] = "-tags kube ./cmd/sbxrun"
+			os.Setenv("SBXRUN_KUBE_HELPER", kubeHelper)
+		}
 	}
 	for out, pkg := range builds {
-		cmd := exec.Command(goTool(), "build", "-o", out, pkg)
+		// pkg is the package, after build flags if any.
+		cmd := exec.Command(goTool(), append([]string{"build", "-o", out}, strings.Fields(pkg)...)...)
 		cmd.Dir = modRoot
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %w\n%s", pkg, err, b)

@@ -81,7 +81,11 @@ func newRootlessEnv(t *testing.T) *rootlessEnv {
 	e.sbxrun = filepath.Join(dir, "sbxrun")
 	e.image = filepath.Join(dir, "base.tar")
 	copyFile(t, harness.sbxrun, e.sbxrun, 0o755)
-	copyFile(t, filepath.Join(filepath.Dir(harness.sbxrun), "sbxrun-compose-load"), filepath.Join(dir, "sbxrun-compose-load"), 0o755)
+	for _, helper := range []string{"sbxrun-compose-load", "sbxrun-kube"} {
+		if src := filepath.Join(filepath.Dir(harness.sbxrun), helper); fileExists(src) {
+			copyFile(t, src, filepath.Join(dir, helper), 0o755)
+		}
+	}
 	copyFile(t, harness.baseImage, e.image, 0o644)
 	e.xdg = filepath.Join(dir, "run")
 	e.project = filepath.Join(dir, "project")

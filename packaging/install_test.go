@@ -22,7 +22,7 @@ func TestMakeInstallUninstall(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	dest := filepath.Join(tmp, "root")
-	vars := []string{"DESTDIR=" + dest, "BIN=" + filepath.Join(tmp, "sbxrun"), "LOADER=" + filepath.Join(tmp, "sbxrun-compose-load"), "GEN=" + filepath.Join(tmp, "gen")}
+	vars := []string{"DESTDIR=" + dest, "BIN=" + filepath.Join(tmp, "sbxrun"), "LOADER=" + filepath.Join(tmp, "sbxrun-compose-load"), "KUBE=" + filepath.Join(tmp, "sbxrun-kube"), "GEN=" + filepath.Join(tmp, "gen")}
 	mk := func(target string) {
 		t.Helper()
 		cmd := exec.Command("make", append([]string{"--no-print-directory", target}, vars...)...)
@@ -42,6 +42,7 @@ func TestMakeInstallUninstall(t *testing.T) {
 	for _, want := range []string{
 		"/usr/local/bin/sbxrun",
 		"/usr/local/libexec/sbxrun/sbxrun-compose-load",
+		"/usr/local/libexec/sbxrun/sbxrun-kube",
 		"/usr/local/share/bash-completion/completions/sbxrun",
 		"/usr/local/share/zsh/site-functions/_sbxrun",
 		"/usr/local/share/fish/vendor_completions.d/sbxrun.fish",
