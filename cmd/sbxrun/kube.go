@@ -74,4 +74,3 @@ func kubeCommand() *cli.Command {
 		}},
 	}
 }
-
