@@ -292,32 +292,37 @@ func Begin(ctx context.Context, o AttachOptions) (*Pending, error) {
 	if err := p.stage(ctx, r, o.DNS, others); err != nil {
 		return nil, err
 	}
-	pd := &Pending{done: make(chan struct{})}
 	locked = false
-	go func() {
-		defer close(pd.done)
-		defer unlock()
+	return p.background(ctx, r, unlock, func() (*Attachment, error) {
 		if r.UserBridge {
-			pd.a, pd.err = p.addUser(ctx, r, n, others)
-			if pd.err != nil {
-				_ = p.detach(context.WithoutCancel(ctx), r)
-			}
-			return
+			return p.addUser(ctx, r, n, others)
 		}
 		// The guard rules (an iptables-save, and a restore when one is
 		// missing) are in place before ADD gives the namespace its
 		// link: in the background too, off the run's critical path.
 		if br := bridgeOf(n.conflist); br != "" {
-			pd.err = ensureGuards(br, n.Subnet, n.Internal)
+			if err := ensureGuards(br, n.Subnet, n.Internal); err != nil {
+				return nil, err
+			}
 		}
-		if pd.err == nil {
-			pd.a, pd.err = p.add(ctx, r, n, others)
-		}
+		return p.add(ctx, r, n, others)
+	}), nil
+}
+
+// background completes staged attachment r with add, in the background
+// and under the lock (unlock releases it once add is done); what add
+// fails to complete is undone.
+func (p Paths) background(ctx context.Context, r *record, unlock func(), add func() (*Attachment, error)) *Pending {
+	pd := &Pending{done: make(chan struct{})}
+	go func() {
+		defer close(pd.done)
+		defer unlock()
+		pd.a, pd.err = add()
 		if pd.err != nil {
 			_ = p.detach(context.WithoutCancel(ctx), r)
 		}
 	}()
-	return pd, nil
+	return pd
 }
 
 // stage lays out what a sandbox's attachment needs before its task is

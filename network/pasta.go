@@ -275,17 +275,8 @@ func beginPasta(ctx context.Context, o AttachOptions) (*Pending, error) {
 	if err := p.stage(ctx, r, o.DNS, nil); err != nil {
 		return nil, err
 	}
-	pd := &Pending{done: make(chan struct{})}
 	locked = false
-	go func() {
-		defer close(pd.done)
-		defer unlock()
-		pd.a, pd.err = p.addPasta(ctx, r)
-		if pd.err != nil {
-			_ = p.detach(context.WithoutCancel(ctx), r)
-		}
-	}()
-	return pd, nil
+	return p.background(ctx, r, unlock, func() (*Attachment, error) { return p.addPasta(ctx, r) }), nil
 }
 
 // addPasta starts r's pasta and completes its record and /etc/hosts.
