@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/sbxrun/sbxrun/internal/libexec"
 )
 
 // LoaderBinary is the program that loads compose files (LoadPlan runs
@@ -97,22 +97,7 @@ func LoadPlan(ctx context.Context, r Request) (*Loaded, error) {
 
 // loaderPath finds the loader program.
 func loaderPath() (string, error) {
-	if p := os.Getenv("SBXRUN_COMPOSE_LOADER"); p != "" {
-		return p, nil
-	}
-	self, err := os.Executable()
-	if err == nil {
-		if r, err := filepath.EvalSymlinks(self); err == nil {
-			self = r
-		}
-		dir := filepath.Dir(self)
-		for _, p := range []string{filepath.Join(dir, LoaderBinary), filepath.Join(dir, "..", "libexec", "sbxrun", LoaderBinary)} {
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-				return p, nil
-			}
-		}
-	}
-	if p, err := exec.LookPath(LoaderBinary); err == nil {
+	if p, ok := libexec.Find(LoaderBinary, "SBXRUN_COMPOSE_LOADER"); ok {
 		return p, nil
 	}
 	return "", inputError{fmt.Errorf("%s, which reads compose files for sbxrun, is not beside sbxrun nor in ../libexec/sbxrun: reinstall sbxrun (`make install`, or its package), or set SBXRUN_COMPOSE_LOADER to its path", LoaderBinary)}

@@ -5,11 +5,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/sbxrun/sbxrun/internal/libexec"
 )
 
 // kubeHelper is the program that does the kube commands' work: this
@@ -37,21 +37,7 @@ func execKube() error {
 // kubeHelperPath finds sbxrun-kube: SBXRUN_KUBE_HELPER, else beside this
 // program, in ../libexec/sbxrun, or on PATH.
 func kubeHelperPath() (string, error) {
-	if p := os.Getenv("SBXRUN_KUBE_HELPER"); p != "" {
-		return p, nil
-	}
-	if self, err := os.Executable(); err == nil {
-		if r, err := filepath.EvalSymlinks(self); err == nil {
-			self = r
-		}
-		dir := filepath.Dir(self)
-		for _, p := range []string{filepath.Join(dir, kubeHelper), filepath.Join(dir, "..", "libexec", "sbxrun", kubeHelper)} {
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-				return p, nil
-			}
-		}
-	}
-	if p, err := exec.LookPath(kubeHelper); err == nil {
+	if p, ok := libexec.Find(kubeHelper, "SBXRUN_KUBE_HELPER"); ok {
 		return p, nil
 	}
 	return "", fmt.Errorf("%s, which does sbxrun's kube commands, is not beside sbxrun nor in ../libexec/sbxrun: reinstall sbxrun (`make install`, or its package), or set SBXRUN_KUBE_HELPER to its path", kubeHelper)
